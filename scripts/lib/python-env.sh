@@ -8,7 +8,7 @@ strata_python_env() {
     cache="${STRATA_CACHE:-$HOME/.cache/strata}"
     venv="$cache/venv"
     py="$venv/bin/python"
-    if ! "$py" -c 'import torch, transformers, tokenizers, safetensors' >/dev/null 2>&1; then
+    if ! "$py" -c 'import torch, transformers, tokenizers, safetensors, gguf, accelerate' >/dev/null 2>&1; then
         echo "python-env: creating $venv from scripts/requirements.txt" >&2
         mkdir -p "$cache"
         "${PYTHON:-python3}" -m venv "$venv" >&2 || return 1
