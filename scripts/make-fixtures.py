@@ -235,9 +235,14 @@ def family_configs():
 
 
 def classic_config(family: str, cfg: dict) -> dict | None:
-    """The config in the layout older hub repos carry: rope_theta / rope_scaling at top level
-    (Gemma 3: rope_theta + rope_local_base_freq + rope_scaling for the global layers,
-    sliding_window_pattern instead of layer_types), `torch_dtype` instead of `dtype`."""
+    """The config in the layout older hub repos carry, checked (check_classic) to give the same model:
+    all: rope_theta / rope_scaling at top level (rope_scaling null unless the type is not default),
+         `torch_dtype` instead of `dtype`;
+    gemma: hidden_act "gelu" (the legacy value; transformers maps it to gelu_pytorch_tanh);
+    gemma2: no layer_types (implied: even layers sliding, odd layers full);
+    gemma3: rope_theta (global) + rope_local_base_freq (sliding) + rope_scaling (global layers only),
+            sliding_window_pattern instead of layer_types (every N-th layer full);
+    qwen2/qwen3: no layer_types; qwen2: sliding_window 32768 though use_sliding_window is false."""
     if "rope_parameters" not in cfg:
         return None
     c = copy.deepcopy(cfg)
@@ -266,10 +271,17 @@ def classic_config(family: str, cfg: dict) -> dict | None:
             # older gemma 2 configs have no layer_types: even layers sliding, odd layers global
             lt = c.pop("layer_types")
             assert lt == ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(len(lt))]
+        if family in ("qwen2", "qwen3"):
+            # no layer_types in older Qwen configs (all layers full while use_sliding_window is false)
+            assert c.pop("layer_types") == ["full_attention"] * c["num_hidden_layers"]
         if family == "qwen2":
             # Qwen2.5 hub configs carry a sliding_window value although use_sliding_window is false
             assert c["use_sliding_window"] is False and c["sliding_window"] is None
             c["sliding_window"] = 32768
+        if family == "gemma":
+            # Gemma 1 hub configs say "gelu", which transformers reads as gelu_pytorch_tanh
+            assert c["hidden_act"] == "gelu_pytorch_tanh"
+            c["hidden_act"] = "gelu"
     if "dtype" in c:
         c["torch_dtype"] = c.pop("dtype")
     return c
