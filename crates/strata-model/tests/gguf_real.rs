@@ -10,6 +10,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use strata_model::load::gguf::{load_gguf, read_gguf_header, tokenizer_from_gguf_file, GgufError, GgufModel};
+use strata_model::ModelConfig;
 
 const SMOL: (&str, &str) = ("smollm2-135m-instruct-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf");
 const GEMMA: (&str, &str) = ("gemma-3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf");
@@ -313,6 +314,12 @@ fn gemma3_loads_like_transformers() {
     assert_eq!(m.config["architectures"][0], "Gemma3ForCausalLM");
     assert_eq!(m.config["num_hidden_layers"], 18);
     check_config(GEMMA, &m.config);
+    let mc = ModelConfig::from_hf_json(&m.config).unwrap();
+    let windows: Vec<Option<usize>> = (0..18)
+        .map(|i| if (i + 1) % 6 == 0 { None } else { Some(512) })
+        .collect();
+    assert_eq!(mc.layer_windows, windows);
+    assert!(mc.tie_embeddings && mc.qk_norm && mc.sandwich_norms);
     check_shapes(&m);
     for i in 0..18 {
         for n in [
