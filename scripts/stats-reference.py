@@ -58,6 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", type=Path, default=ROOT / "data/structure_performance.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "tests/fixtures/dataset")
+    ap.add_argument("--no-forest", action="store_true", help="skip the random-forest references (slow)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.dataset, newline="", encoding="utf-8") as f:
@@ -112,7 +113,36 @@ def main() -> int:
         for o in out:
             w.writerow([o[0], o[1], o[2], o[3], g(o[4]), g(o[5]), g(o[6])])
 
+    # small hand-made cases: exact Kendall (n <= 33, no ties), ties, tiny n, BH with ties
+    cases = {
+        "a": ([3.1, 1.2, 4.4, 1.5, 5.9, 2.6, 5.3, 5.8, 9.7, 7.9, 3.2, 8.4], [2.7, 1.8, 2.8, 1.1, 8.2, 8.4, 5.9, 0.4, 5.2, 3.5, 3.6, 0.7]),
+        "b": ([1, 2, 3, 4, 5, 6, 7, 8], [2, 1, 4, 3, 6, 5, 8, 7]),
+        "ties": ([1, 1, 2, 2, 3, 3, 3, 4, 5, 5], [10, 9, 9, 8, 7, 7, 6, 6, 5, 1]),
+        "c": ([0.5, 2.5, 1.0, 4.0, 3.5], [1.0, 3.0, 2.0, 3.5, 5.0]),
+    }
+    small = {"correlations": {}, "describe": {}}
+    for k, (x, y) in cases.items():
+        x, y = np.array(x, float), np.array(y, float)
+        small["correlations"][k] = {
+            "x": x.tolist(), "y": y.tolist(),
+            "pearson": [float(v) for v in stats.pearsonr(x, y)],
+            "spearman": [float(v) for v in stats.spearmanr(x, y)],
+            "kendall": [float(v) for v in stats.kendalltau(x, y)],
+        }
+        small["describe"][k] = {
+            "x": x.tolist(), "mean": float(np.mean(x)), "mode": float(stats.mode(x, keepdims=False).mode),
+            "q1": float(np.quantile(x, 0.25)), "q2": float(np.quantile(x, 0.5)), "q3": float(np.quantile(x, 0.75)),
+            "skewness": float(stats.skew(x)), "kurtosis": float(stats.kurtosis(x)),
+        }
+    ps = [0.01, 0.04, 0.04, 0.2, 0.03, 0.5, 0.001, 0.9]
+    small["bh"] = {"p": ps, "adjusted": [float(v) for v in stats.false_discovery_control(ps, method="bh")]}
+    with open(args.out / "small.json", "w") as f:
+        json.dump(small, f, indent=1, sort_keys=True)
+        f.write("\n")
+
     # random forest
+    if args.no_forest:
+        return 0
     forest = {}
     for b in V1 + V2:
         idx = [i for i, r in enumerate(rows) if not math.isnan(col[b][i])

@@ -9,7 +9,7 @@
 //! 2. **Missing** cells: empty, `NA`, `N/A`, `NaN`, `nan`, `null`, `None`, `-`, `?`.
 //! 3. **Types**: integers must be whole non-negative numbers (`4096` or `4096.0`); dates `YYYY`,
 //!    `YYYY-MM` or `YYYY-MM-DD` (a `T…`/space time part is ignored); booleans `true/false/1/0/yes/no`.
-//!    A cell that does not parse is an error naming file, line and column — or, with
+//!    A row whose field count differs from the header's, or a cell that does not parse, is an error naming file, line and column — or, with
 //!    [`LoadOptions::skip_invalid`], its row is skipped and counted in the [`LoadReport`].
 //! 4. **Units**: parameters are stored in billions. A cell with a suffix (`7B`, `125M`, `1.3b`,
 //!    `350k`, `1T`) is converted; a bare number is billions unless the column's largest value is
@@ -276,9 +276,26 @@ pub fn load_str(text: &str, path: impl AsRef<Path>, opts: &LoadOptions) -> Resul
         if cells.iter().all(|c| c.is_empty()) {
             continue;
         }
+        if cells.len() != headers.len() {
+            // ragged row: point at the first missing cell, or at the first extra one
+            let idx = cells.len().min(headers.len());
+            let column = headers
+                .get(idx)
+                .cloned()
+                .unwrap_or_else(|| "(beyond the header)".into());
+            let value = cells.get(idx).cloned().unwrap_or_default();
+            let msg = format!("row has {} fields, the header has {}", cells.len(), headers.len());
+            let err = value_err(&path, line, idx, &column, &value, &msg);
+            if opts.skip_invalid {
+                report.rows_read += 1;
+                push_skip(&mut report, err);
+                continue;
+            }
+            return Err(err);
+        }
         raws.push(Raw { line, cells });
     }
-    report.rows_read = raws.len();
+    report.rows_read += raws.len();
 
     // column-level unit decisions
     let mut params_raw_counts = false;
@@ -430,6 +447,7 @@ pub fn load_str(text: &str, path: impl AsRef<Path>, opts: &LoadOptions) -> Resul
         columns.insert(c, v);
     }
     report.rows_kept = kept.len();
+    report.skipped.sort_by_key(|s| s.line);
     let ds = Dataset {
         model_ids: kept.iter().map(|p| p.id.clone()).collect(),
         lines: kept.iter().map(|p| p.line).collect(),
