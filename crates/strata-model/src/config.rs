@@ -116,12 +116,12 @@ impl Activation {
             "gelu" => Activation::Gelu,
             "silu" | "swish" => Activation::Silu,
             "relu" => Activation::Relu,
-            other => {
-                return Err(ModelError::config(
-                    "hidden_act",
-                    format!("activation '{other}' is not supported (gelu_new, gelu_pytorch_tanh, gelu, silu, relu)"),
-                ))
-            }
+            other => return Err(ModelError::config(
+                "hidden_act",
+                format!(
+                    "activation '{other}' is not supported (gelu_new, gelu_pytorch_tanh, gelu, silu, relu)"
+                ),
+            )),
         })
     }
 
@@ -140,7 +140,9 @@ impl Activation {
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3.x frequency-dependent scaling.
     Llama3 {
         factor: f64,
@@ -218,10 +220,9 @@ impl<'a> Fields<'a> {
     fn usize_opt(&self, keys: &[&str]) -> Result<Option<usize>> {
         for key in keys {
             if let Some(v) = self.get(key) {
-                return v
-                    .as_u64()
-                    .map(|x| Some(x as usize))
-                    .ok_or_else(|| ModelError::config(key, format!("expected a non-negative integer, found {v}")));
+                return v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+                    ModelError::config(key, format!("expected a non-negative integer, found {v}"))
+                });
             }
         }
         Ok(None)
@@ -319,11 +320,19 @@ impl ModelConfig {
 
         let activation = match family {
             Family::Gpt2 => Activation::from_name(f.str_opt("activation_function")?.unwrap_or("gelu_new"))?,
-            // Gemma 1 configs carry `hidden_act: gelu` but transformers runs `hidden_activation`.
+            // Gemma 1 configs carry `hidden_act: gelu` but transformers runs `hidden_activation`,
+            // defaulting to the tanh approximation.
+            Family::Gemma => {
+                Activation::from_name(f.str_opt("hidden_activation")?.unwrap_or("gelu_pytorch_tanh"))?
+            }
             _ => Activation::from_name(
                 f.str_opt("hidden_activation")?
                     .or(f.str_opt("hidden_act")?)
-                    .unwrap_or(if family.is_gemma() { "gelu_pytorch_tanh" } else { "silu" }),
+                    .unwrap_or(if family.is_gemma() {
+                        "gelu_pytorch_tanh"
+                    } else {
+                        "silu"
+                    }),
             )?,
         };
         let norm = match family {
@@ -338,7 +347,9 @@ impl ModelConfig {
             .unwrap_or(1e-6);
 
         let positions = match family {
-            Family::Gpt2 => Positions::Learned { n_ctx: max_position_embeddings },
+            Family::Gpt2 => Positions::Learned {
+                n_ctx: max_position_embeddings,
+            },
             _ => rotary_positions(&f, family, d_head)?,
         };
         let layer_windows = layer_windows(&f, family, n_layers)?;
@@ -349,7 +360,10 @@ impl ModelConfig {
         };
         let attn_scale = match family {
             Family::Gemma2 | Family::Gemma3 => {
-                1.0 / f.f64_opt("query_pre_attn_scalar")?.unwrap_or(d_head as f64).sqrt()
+                1.0 / f
+                    .f64_opt("query_pre_attn_scalar")?
+                    .unwrap_or(d_head as f64)
+                    .sqrt()
             }
             _ => 1.0 / (d_head as f64).sqrt(),
         };
@@ -360,7 +374,10 @@ impl ModelConfig {
             ),
             _ => (None, None),
         };
-        let tie_default = matches!(family, Family::Gpt2 | Family::Gemma | Family::Gemma2 | Family::Gemma3);
+        let tie_default = matches!(
+            family,
+            Family::Gpt2 | Family::Gemma | Family::Gemma2 | Family::Gemma3
+        );
         let tie_embeddings = f.bool_opt("tie_word_embeddings")?.unwrap_or(tie_default);
 
         Ok(ModelConfig {
@@ -407,7 +424,11 @@ impl ModelConfig {
         let (d, v, m) = (self.d_model, self.vocab_size, self.d_mlp);
         let q = self.n_heads * self.d_head;
         let kv = self.n_kv_heads * self.d_head;
-        let norm_params = if self.norm == NormKind::LayerNorm { 2 * d } else { d };
+        let norm_params = if self.norm == NormKind::LayerNorm {
+            2 * d
+        } else {
+            d
+        };
         let mut block = d * (q + 2 * kv) + q * d + if self.gated_mlp { 3 * d * m } else { 2 * d * m };
         block += norm_params * if self.sandwich_norms { 4 } else { 2 };
         if self.qkv_bias {
@@ -445,7 +466,8 @@ fn rotary_positions(f: &Fields, family: Family, d_head: usize) -> Result<Positio
     };
     let classic_scaling = f.get("rope_scaling");
     let params = f.get("rope_parameters");
-    let per_type = params.filter(|p| p.get("full_attention").is_some() || p.get("sliding_attention").is_some());
+    let per_type =
+        params.filter(|p| p.get("full_attention").is_some() || p.get("sliding_attention").is_some());
 
     let global_params = per_type.map(|p| p.get("full_attention")).unwrap_or(params);
     let global = Rope {
@@ -471,9 +493,12 @@ fn rotary_positions(f: &Fields, family: Family, d_head: usize) -> Result<Positio
 
 fn rope_theta(params: Option<&Value>, classic: Option<f64>, default: f64) -> Result<f64> {
     match params.and_then(|p| p.get("rope_theta")) {
-        Some(v) => v
-            .as_f64()
-            .ok_or_else(|| ModelError::config("rope_parameters.rope_theta", format!("expected a number, found {v}"))),
+        Some(v) => v.as_f64().ok_or_else(|| {
+            ModelError::config(
+                "rope_parameters.rope_theta",
+                format!("expected a number, found {v}"),
+            )
+        }),
         None => Ok(classic.unwrap_or(default)),
     }
 }
@@ -488,13 +513,18 @@ fn rope_scaling(params: Option<&Value>) -> Result<RopeScaling> {
         .and_then(Value::as_str)
         .unwrap_or("default");
     let num = |key: &str| -> Result<f64> {
-        p.get(key)
-            .and_then(Value::as_f64)
-            .ok_or_else(|| ModelError::config(&format!("rope_scaling.{key}"), format!("missing for rope type '{kind}'")))
+        p.get(key).and_then(Value::as_f64).ok_or_else(|| {
+            ModelError::config(
+                &format!("rope_scaling.{key}"),
+                format!("missing for rope type '{kind}'"),
+            )
+        })
     };
     Ok(match kind {
         "default" => RopeScaling::None,
-        "linear" => RopeScaling::Linear { factor: num("factor")? },
+        "linear" => RopeScaling::Linear {
+            factor: num("factor")?,
+        },
         "llama3" => RopeScaling::Llama3 {
             factor: num("factor")?,
             low_freq_factor: num("low_freq_factor")?,
@@ -528,7 +558,10 @@ fn layer_windows(f: &Fields, family: Family, n_layers: usize) -> Result<Vec<Opti
             .map(|t| match t.as_str() {
                 Some("full_attention") => Ok(None),
                 Some("sliding_attention") => window.map(Some).ok_or_else(|| {
-                    ModelError::config("sliding_window", "missing while layer_types has sliding_attention".to_string())
+                    ModelError::config(
+                        "sliding_window",
+                        "missing while layer_types has sliding_attention".to_string(),
+                    )
                 }),
                 _ => Err(ModelError::config(
                     "layer_types",
@@ -537,7 +570,8 @@ fn layer_windows(f: &Fields, family: Family, n_layers: usize) -> Result<Vec<Opti
             })
             .collect();
     }
-    let every = |sliding: &dyn Fn(usize) -> bool| (0..n_layers).map(|l| window.filter(|_| sliding(l))).collect();
+    let every =
+        |sliding: &dyn Fn(usize) -> bool| (0..n_layers).map(|l| window.filter(|_| sliding(l))).collect();
     Ok(match family {
         Family::Gemma2 => every(&|l| l % 2 == 0),
         Family::Gemma3 => {
@@ -561,8 +595,13 @@ mod tests {
 
     #[test]
     fn unknown_architecture_lists_supported() {
-        let err = ModelConfig::from_hf_json(&json!({"model_type": "mamba"})).unwrap_err().to_string();
-        assert!(err.contains("mamba") && err.contains("llama") && err.contains("gemma3_text"), "{err}");
+        let err = ModelConfig::from_hf_json(&json!({"model_type": "mamba"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mamba") && err.contains("llama") && err.contains("gemma3_text"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -577,7 +616,10 @@ mod tests {
     fn missing_field_is_named() {
         let cfg = json!({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "vocab_size": 10});
         let err = ModelConfig::from_hf_json(&cfg).unwrap_err().to_string();
-        assert!(err.contains("intermediate_size") && err.contains("missing"), "{err}");
+        assert!(
+            err.contains("intermediate_size") && err.contains("missing"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -592,13 +634,24 @@ mod tests {
         let mut v5 = common;
         v5["rope_parameters"] = json!({"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
             "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}});
-        v5["layer_types"] = json!(["sliding_attention", "sliding_attention", "sliding_attention",
-            "sliding_attention", "sliding_attention", "full_attention"]);
+        v5["layer_types"] = json!([
+            "sliding_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "full_attention"
+        ]);
         let a = ModelConfig::from_hf_json(&classic).unwrap();
         let b = ModelConfig::from_hf_json(&v5).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.layer_windows, vec![Some(4), Some(4), Some(4), Some(4), Some(4), None]);
-        let Positions::Rotary { global, local } = &a.positions else { panic!("rotary expected") };
+        assert_eq!(
+            a.layer_windows,
+            vec![Some(4), Some(4), Some(4), Some(4), Some(4), None]
+        );
+        let Positions::Rotary { global, local } = &a.positions else {
+            panic!("rotary expected")
+        };
         assert_eq!(global.theta, 1_000_000.0);
         assert_eq!(local.as_ref().map(|r| r.theta), Some(10_000.0));
     }
@@ -610,7 +663,9 @@ mod tests {
             "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
             "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}});
         let c = ModelConfig::from_hf_json(&cfg).unwrap();
-        let Positions::Rotary { global, .. } = c.positions else { panic!("rotary expected") };
+        let Positions::Rotary { global, .. } = c.positions else {
+            panic!("rotary expected")
+        };
         assert!(matches!(global.scaling, RopeScaling::Llama3 { factor, .. } if factor == 8.0));
         assert_eq!(global.theta, 500000.0);
     }

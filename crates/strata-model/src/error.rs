@@ -26,10 +26,16 @@ pub enum ModelError {
 
 impl ModelError {
     pub fn config(field: &str, message: String) -> Self {
-        ModelError::Config { field: field.to_string(), message }
+        ModelError::Config {
+            field: field.to_string(),
+            message,
+        }
     }
 
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        ModelError::File { path: path.into(), message: message.into() }
+        ModelError::File {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

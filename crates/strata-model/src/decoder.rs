@@ -1,0 +1,691 @@
+//! The hooked decoder: one forward for every family, driven by [`ModelConfig`].
+//!
+//! Weights are read with Hugging Face transformers' parameter names (whatever the file format);
+//! q/k/v and gate/up projections are fused at load time so that each costs one matmul.
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::VarBuilder;
+use std::collections::HashMap;
+
+use crate::batch::TokenBatch;
+use crate::config::{Activation, Family, ModelConfig, NormKind, Positions, Rope, RopeScaling};
+use crate::error::{ModelError, Result};
+use crate::hooks::{Hook, HookPoint};
+
+/// `y = x Wᵀ + b` over the last axis of a tensor of any rank.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let (n_in, lead) = (dims[dims.len() - 1], &dims[..dims.len() - 1]);
+        let rows: usize = lead.iter().product();
+        let y = x.reshape((rows, n_in))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut shape = lead.to_vec();
+        shape.push(self.weight.dim(0)?);
+        Ok(y.reshape(shape)?)
+    }
+
+    /// Weights of several projections stacked along the output axis (q|k|v, gate|up).
+    fn fused(parts: Vec<Linear>) -> Result<Linear> {
+        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
+        let weight = Tensor::cat(&weights, 0)?;
+        let bias = if parts.iter().all(|p| p.bias.is_some()) {
+            let biases: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
+            Some(Tensor::cat(&biases, 0)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+/// LayerNorm or RMSNorm, computed in f32 as transformers does, weights kept in f32.
+#[derive(Debug, Clone)]
+struct Norm {
+    /// Effective scale (`1 + w` already applied for Gemma).
+    weight: Tensor,
+    bias: Option<Tensor>,
+    eps: f32,
+}
+
+impl Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x32 = x.to_dtype(DType::F32)?.contiguous()?;
+        let y = match &self.bias {
+            Some(b) => candle_nn::ops::layer_norm(&x32, &self.weight, b, self.eps)?,
+            None => candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?,
+        };
+        Ok(y.to_dtype(dtype)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    ln1: Norm,
+    qkv: Linear,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
+    out: Linear,
+    post_attn_norm: Option<Norm>,
+    ln2: Norm,
+    /// `c_fc` (GPT-2) or gate|up stacked.
+    mlp_in: Linear,
+    mlp_out: Linear,
+    post_mlp_norm: Option<Norm>,
+    window: Option<usize>,
+    /// Index into the decoder's rotary tables (0 = global, 1 = local).
+    rope_table: usize,
+}
+
+/// Inverse frequencies of one rotary scheme.
+#[derive(Debug, Clone)]
+struct RopeTable {
+    inv_freq: Vec<f32>,
+    rotary_dim: usize,
+}
+
+impl RopeTable {
+    fn new(rope: &Rope) -> Self {
+        let dim = rope.rotary_dim;
+        let mut inv_freq: Vec<f64> = (0..dim / 2)
+            .map(|i| 1.0 / rope.theta.powf((2 * i) as f64 / dim as f64))
+            .collect();
+        match rope.scaling {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                let low_wavelen = original_max_position_embeddings / low_freq_factor;
+                let high_wavelen = original_max_position_embeddings / high_freq_factor;
+                for f in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f64::consts::PI / *f;
+                    if wavelen > low_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (original_max_position_embeddings / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+        }
+        RopeTable {
+            inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
+            rotary_dim: dim,
+        }
+    }
+
+    /// cos and sin, `[batch, pos, rotary_dim / 2]`, for the batch's position ids.
+    fn cos_sin(&self, positions: &[Vec<u32>], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+        let (b, p, half) = (positions.len(), positions[0].len(), self.inv_freq.len());
+        let mut cos = Vec::with_capacity(b * p * half);
+        let mut sin = Vec::with_capacity(b * p * half);
+        for row in positions {
+            for &pos in row {
+                for &f in &self.inv_freq {
+                    let angle = pos as f32 * f;
+                    cos.push(angle.cos());
+                    sin.push(angle.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (b, p, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (b, p, half), device)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+}
+
+/// Per-forward values shared by all blocks: rotary tables and attention masks.
+pub struct ForwardContext {
+    cos_sin: Vec<(Tensor, Tensor)>,
+    masks: HashMap<Option<usize>, Tensor>,
+}
+
+/// Where a forward stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Run blocks `0..=l` only and return the residual stream after block `l` (no logits).
+    pub stop_after_layer: Option<usize>,
+}
+
+/// Output of a forward: logits (unless stopped early) and the last residual stream.
+pub struct ForwardOutput {
+    pub logits: Option<Tensor>,
+    pub residual: Tensor,
+}
+
+/// One decoder for every family, with a hook point at every activation.
+pub struct HookedDecoder {
+    pub config: ModelConfig,
+    embed: Tensor,
+    pos_embed: Option<Tensor>,
+    blocks: Vec<Block>,
+    ln_final: Norm,
+    unembed: Tensor,
+    rope_tables: Vec<RopeTable>,
+    dtype: DType,
+    device: Device,
+}
+
+/// Tensor names of one family's checkpoint layout.
+struct Names {
+    prefix: String,
+    gpt2: bool,
+}
+
+impl Names {
+    fn detect(vb: &VarBuilder, family: Family) -> Result<Self> {
+        let gpt2 = family == Family::Gpt2;
+        let probe = if gpt2 { "wte.weight" } else { "embed_tokens.weight" };
+        let candidates: &[&str] = if gpt2 {
+            &["transformer.", ""]
+        } else {
+            &["model.", "model.language_model.", "language_model.model.", ""]
+        };
+        candidates
+            .iter()
+            .find(|p| vb.contains_tensor(&format!("{p}{probe}")))
+            .map(|p| Names { prefix: p.to_string(), gpt2 })
+            .ok_or_else(|| {
+                ModelError::Input(format!(
+                    "no token embedding found: expected a tensor named '{}{probe}' (or with one of the prefixes {})",
+                    candidates[0],
+                    candidates.join(", ")
+                ))
+            })
+    }
+
+    fn embed(&self) -> String {
+        format!(
+            "{}{}",
+            self.prefix,
+            if self.gpt2 {
+                "wte.weight"
+            } else {
+                "embed_tokens.weight"
+            }
+        )
+    }
+
+    fn block(&self, l: usize) -> String {
+        format!("{}{}.{l}", self.prefix, if self.gpt2 { "h" } else { "layers" })
+    }
+
+    fn final_norm(&self) -> String {
+        format!("{}{}", self.prefix, if self.gpt2 { "ln_f" } else { "norm" })
+    }
+}
+
+struct Loader<'a> {
+    vb: &'a VarBuilder<'a>,
+    cfg: &'a ModelConfig,
+}
+
+impl Loader<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        if !self.vb.contains_tensor(name) {
+            return Err(ModelError::Input(format!(
+                "weights lack tensor '{name}' (expected shape {shape:?})"
+            )));
+        }
+        self.vb
+            .get(shape, name)
+            .map_err(|e| ModelError::Input(format!("tensor '{name}': {e}")))
+    }
+
+    fn linear(&self, name: &str, n_out: usize, n_in: usize, bias: bool) -> Result<Linear> {
+        let weight = self.tensor(&format!("{name}.weight"), &[n_out, n_in])?;
+        let bias = if bias {
+            Some(self.tensor(&format!("{name}.bias"), &[n_out])?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    /// GPT-2's Conv1D stores `[in, out]`: transposed once here.
+    fn conv1d(&self, name: &str, n_out: usize, n_in: usize) -> Result<Linear> {
+        let weight = self
+            .tensor(&format!("{name}.weight"), &[n_in, n_out])?
+            .t()?
+            .contiguous()?;
+        let bias = Some(self.tensor(&format!("{name}.bias"), &[n_out])?);
+        Ok(Linear { weight, bias })
+    }
+
+    fn norm(&self, name: &str, dim: usize) -> Result<Norm> {
+        let weight = self
+            .tensor(&format!("{name}.weight"), &[dim])?
+            .to_dtype(DType::F32)?;
+        let eps = self.cfg.norm_eps as f32;
+        Ok(match self.cfg.norm {
+            NormKind::LayerNorm => Norm {
+                weight,
+                bias: Some(
+                    self.tensor(&format!("{name}.bias"), &[dim])?
+                        .to_dtype(DType::F32)?,
+                ),
+                eps,
+            },
+            NormKind::RmsNorm => Norm {
+                weight,
+                bias: None,
+                eps,
+            },
+            NormKind::RmsNormOnePlus => Norm {
+                weight: (weight + 1.0)?,
+                bias: None,
+                eps,
+            },
+        })
+    }
+
+    fn block(&self, names: &Names, l: usize) -> Result<Block> {
+        let c = self.cfg;
+        let p = names.block(l);
+        let (d, q_dim, kv_dim, m) = (c.d_model, c.n_heads * c.d_head, c.n_kv_heads * c.d_head, c.d_mlp);
+        let rope_table = match &c.positions {
+            Positions::Rotary { local: Some(_), .. } if c.layer_windows[l].is_some() => 1,
+            _ => 0,
+        };
+        if names.gpt2 {
+            return Ok(Block {
+                ln1: self.norm(&format!("{p}.ln_1"), d)?,
+                qkv: self.conv1d(&format!("{p}.attn.c_attn"), 3 * d, d)?,
+                q_norm: None,
+                k_norm: None,
+                out: self.conv1d(&format!("{p}.attn.c_proj"), d, d)?,
+                post_attn_norm: None,
+                ln2: self.norm(&format!("{p}.ln_2"), d)?,
+                mlp_in: self.conv1d(&format!("{p}.mlp.c_fc"), m, d)?,
+                mlp_out: self.conv1d(&format!("{p}.mlp.c_proj"), d, m)?,
+                post_mlp_norm: None,
+                window: c.layer_windows[l],
+                rope_table,
+            });
+        }
+        let attn = format!("{p}.self_attn");
+        let qkv = if self.vb.contains_tensor(&format!("{attn}.qkv_proj.weight")) {
+            self.linear(&format!("{attn}.qkv_proj"), q_dim + 2 * kv_dim, d, c.qkv_bias)?
+        } else {
+            Linear::fused(vec![
+                self.linear(&format!("{attn}.q_proj"), q_dim, d, c.qkv_bias)?,
+                self.linear(&format!("{attn}.k_proj"), kv_dim, d, c.qkv_bias)?,
+                self.linear(&format!("{attn}.v_proj"), kv_dim, d, c.qkv_bias)?,
+            ])?
+        };
+        let mlp_in = if self.vb.contains_tensor(&format!("{p}.mlp.gate_up_proj.weight")) {
+            self.linear(&format!("{p}.mlp.gate_up_proj"), 2 * m, d, false)?
+        } else {
+            Linear::fused(vec![
+                self.linear(&format!("{p}.mlp.gate_proj"), m, d, false)?,
+                self.linear(&format!("{p}.mlp.up_proj"), m, d, false)?,
+            ])?
+        };
+        let qk_norm = |which: &str| -> Result<Option<Norm>> {
+            c.qk_norm
+                .then(|| self.norm(&format!("{attn}.{which}"), c.d_head))
+                .transpose()
+        };
+        // Sandwich norms: post_attention_layernorm follows attention, pre_feedforward_layernorm
+        // precedes the MLP. Elsewhere post_attention_layernorm is the pre-MLP norm.
+        let (post_attn_norm, ln2, post_mlp_norm) = if c.sandwich_norms {
+            (
+                Some(self.norm(&format!("{p}.post_attention_layernorm"), d)?),
+                self.norm(&format!("{p}.pre_feedforward_layernorm"), d)?,
+                Some(self.norm(&format!("{p}.post_feedforward_layernorm"), d)?),
+            )
+        } else {
+            (
+                None,
+                self.norm(&format!("{p}.post_attention_layernorm"), d)?,
+                None,
+            )
+        };
+        Ok(Block {
+            ln1: self.norm(&format!("{p}.input_layernorm"), d)?,
+            qkv,
+            q_norm: qk_norm("q_norm")?,
+            k_norm: qk_norm("k_norm")?,
+            out: self.linear(&format!("{attn}.o_proj"), d, q_dim, c.proj_bias)?,
+            post_attn_norm,
+            ln2,
+            mlp_in,
+            mlp_out: self.linear(&format!("{p}.mlp.down_proj"), d, m, c.proj_bias)?,
+            post_mlp_norm,
+            window: c.layer_windows[l],
+            rope_table,
+        })
+    }
+}
+
+fn softcap(x: &Tensor, cap: Option<f64>) -> Result<Tensor> {
+    Ok(match cap {
+        Some(cap) => ((x / cap)?.tanh()? * cap)?,
+        None => x.clone(),
+    })
+}
+
+fn visit(hook: &mut dyn Hook, point: HookPoint, act: Tensor) -> Result<Tensor> {
+    if hook.wants(point) {
+        hook.visit(point, act)
+    } else {
+        Ok(act)
+    }
+}
+
+impl HookedDecoder {
+    /// Builds the decoder from HF-named weights (converted to `vb`'s dtype and device).
+    pub fn load(config: ModelConfig, vb: &VarBuilder) -> Result<Self> {
+        let names = Names::detect(vb, config.family)?;
+        let loader = Loader { vb, cfg: &config };
+        let (d, v) = (config.d_model, config.vocab_size);
+        let embed = loader.tensor(&names.embed(), &[v, d])?;
+        let pos_embed = match config.positions {
+            Positions::Learned { n_ctx } => {
+                Some(loader.tensor(&format!("{}wpe.weight", names.prefix), &[n_ctx, d])?)
+            }
+            Positions::Rotary { .. } => None,
+        };
+        let blocks = (0..config.n_layers)
+            .map(|l| loader.block(&names, l))
+            .collect::<Result<Vec<_>>>()?;
+        let ln_final = loader.norm(&names.final_norm(), d)?;
+        let lm_head = ["lm_head.weight", "language_model.lm_head.weight"]
+            .into_iter()
+            .find(|n| vb.contains_tensor(n));
+        let unembed = match (config.tie_embeddings, lm_head) {
+            (false, Some(name)) => loader.tensor(name, &[v, d])?,
+            (false, None) => {
+                return Err(ModelError::Input(
+                    "config says tie_word_embeddings=false but the weights have no 'lm_head.weight'".into(),
+                ))
+            }
+            (true, _) => embed.clone(),
+        };
+        let rope_tables = match &config.positions {
+            Positions::Rotary { global, local } => {
+                let mut t = vec![RopeTable::new(global)];
+                t.extend(local.iter().map(RopeTable::new));
+                t
+            }
+            Positions::Learned { .. } => Vec::new(),
+        };
+        Ok(HookedDecoder {
+            embed,
+            pos_embed,
+            blocks,
+            ln_final,
+            unembed,
+            rope_tables,
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+            config,
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The unembedding matrix `[vocab, d_model]` (rows are token directions).
+    pub fn unembedding(&self) -> &Tensor {
+        &self.unembed
+    }
+
+    /// Logits of a full forward.
+    pub fn forward(&self, batch: &TokenBatch, hook: &mut dyn Hook) -> Result<Tensor> {
+        let out = self.run(batch, hook, RunOptions::default())?;
+        out.logits
+            .ok_or_else(|| ModelError::Input("forward stopped before the logits".into()))
+    }
+
+    /// Forward with options (early stop).
+    pub fn run(&self, batch: &TokenBatch, hook: &mut dyn Hook, opts: RunOptions) -> Result<ForwardOutput> {
+        let n = self.config.n_layers;
+        if let Some(l) = opts.stop_after_layer.filter(|&l| l >= n) {
+            return Err(ModelError::Input(format!(
+                "cannot stop after layer {l}: the model has {n} blocks"
+            )));
+        }
+        let ctx = self.context(batch)?;
+        let resid = self.embed_tokens(batch, hook)?;
+        let last = opts.stop_after_layer.map_or(n, |l| l + 1);
+        let resid = self.run_blocks(0..last, resid, &ctx, hook)?;
+        if last < n {
+            return Ok(ForwardOutput {
+                logits: None,
+                residual: resid,
+            });
+        }
+        let logits = self.unembed_residual(&resid, hook)?;
+        Ok(ForwardOutput {
+            logits: Some(logits),
+            residual: resid,
+        })
+    }
+
+    /// Rotary tables and masks for a batch; reusable by every forward over the same batch.
+    pub fn context(&self, batch: &TokenBatch) -> Result<ForwardContext> {
+        self.check_batch(batch)?;
+        let cos_sin = self
+            .rope_tables
+            .iter()
+            .map(|t| t.cos_sin(&batch.positions, self.dtype, &self.device))
+            .collect::<Result<Vec<_>>>()?;
+        let mut masks = HashMap::new();
+        for b in &self.blocks {
+            if let std::collections::hash_map::Entry::Vacant(e) = masks.entry(b.window) {
+                e.insert(batch.attention_bias(b.window, &self.device)?);
+            }
+        }
+        Ok(ForwardContext { cos_sin, masks })
+    }
+
+    fn check_batch(&self, batch: &TokenBatch) -> Result<()> {
+        let v = self.config.vocab_size as u32;
+        for (b, row) in batch.ids.iter().enumerate() {
+            if let Some((p, id)) = row.iter().enumerate().find(|(_, &id)| id >= v) {
+                return Err(ModelError::Input(format!(
+                    "token id {id} at batch row {b}, position {p} is outside the vocabulary (size {v})"
+                )));
+            }
+        }
+        if let Positions::Learned { n_ctx } = self.config.positions {
+            let longest = batch.positions.iter().flatten().max().copied().unwrap_or(0) as usize;
+            if longest >= n_ctx {
+                return Err(ModelError::Input(format!(
+                    "prompt of {} tokens exceeds the context length {n_ctx}",
+                    longest + 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Token (and position) embeddings: `blocks.0.hook_resid_pre` before the hook.
+    pub fn embed_tokens(&self, batch: &TokenBatch, hook: &mut dyn Hook) -> Result<Tensor> {
+        let ids = batch.ids_tensor(&self.device)?;
+        let (b, p) = ids.dims2()?;
+        let mut x = self
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, p, self.config.d_model))?;
+        if let Some(scale) = self.config.embed_scale {
+            let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(self.dtype)?;
+            x = x.broadcast_mul(&scale)?;
+        }
+        x = visit(hook, HookPoint::Embed, x)?;
+        if let Some(wpe) = &self.pos_embed {
+            let pos = batch.positions_tensor(&self.device)?;
+            let pe = wpe
+                .index_select(&pos.flatten_all()?, 0)?
+                .reshape((b, p, self.config.d_model))?;
+            let pe = visit(hook, HookPoint::PosEmbed, pe)?;
+            x = (x + pe)?;
+        }
+        Ok(x)
+    }
+
+    /// Runs the given blocks on a residual stream (`resid` is the stream entering the first).
+    pub fn run_blocks(
+        &self,
+        layers: std::ops::Range<usize>,
+        mut resid: Tensor,
+        ctx: &ForwardContext,
+        hook: &mut dyn Hook,
+    ) -> Result<Tensor> {
+        for l in layers {
+            resid = self.block_forward(l, resid, ctx, hook)?;
+        }
+        Ok(resid)
+    }
+
+    /// Final norm, unembedding and soft-capping.
+    pub fn unembed_residual(&self, resid: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
+        let x = visit(hook, HookPoint::LnFinal, self.ln_final.forward(resid)?)?;
+        let logits = Linear {
+            weight: self.unembed.clone(),
+            bias: None,
+        }
+        .forward(&x)?;
+        visit(
+            hook,
+            HookPoint::Logits,
+            softcap(&logits, self.config.final_softcap)?,
+        )
+    }
+
+    /// The model's final norm alone (for the logit lens).
+    pub fn final_norm(&self, resid: &Tensor) -> Result<Tensor> {
+        self.ln_final.forward(resid)
+    }
+
+    /// Final soft-capping of logits (identity for most families).
+    pub fn cap_logits(&self, logits: &Tensor) -> Result<Tensor> {
+        softcap(logits, self.config.final_softcap)
+    }
+
+    fn block_forward(
+        &self,
+        l: usize,
+        x: Tensor,
+        ctx: &ForwardContext,
+        hook: &mut dyn Hook,
+    ) -> Result<Tensor> {
+        let blk = &self.blocks[l];
+        let c = &self.config;
+        let (b, p, _) = x.dims3()?;
+        let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
+        let x = visit(hook, HookPoint::ResidPre(l), x)?;
+
+        // Attention.
+        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(&x)?)?;
+        let qkv = blk.qkv.forward(&normed)?;
+        let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
+        let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
+        let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
+        if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
+        }
+        let q = visit(hook, HookPoint::Q(l), q)?;
+        let k = visit(hook, HookPoint::K(l), k)?;
+        let v = visit(hook, HookPoint::V(l), v)?;
+
+        let mut q = q.transpose(1, 2)?.contiguous()?; // [b, h, p, e]
+        let mut k = k.transpose(1, 2)?.contiguous()?; // [b, g, p, e]
+        let v = v.transpose(1, 2)?.contiguous()?;
+        if let Some(table) = self.rope_tables.get(blk.rope_table) {
+            let (cos, sin) = &ctx.cos_sin[blk.rope_table];
+            q = apply_rope(&q, cos, sin, table.rotary_dim)?;
+            k = apply_rope(&k, cos, sin, table.rotary_dim)?;
+        }
+        // Grouped-query attention without copying keys: queries of one kv group side by side.
+        let r = h / g;
+        let scores = q
+            .reshape((b, g, r * p, e))?
+            .matmul(&k.t()?)?
+            .reshape((b, h, p, p))?;
+        let scores = softcap(&(scores * c.attn_scale)?, c.attn_softcap)?;
+        let mask = &ctx.masks[&blk.window];
+        let scores = scores
+            .to_dtype(DType::F32)?
+            .broadcast_add(mask)?
+            .to_dtype(self.dtype)?;
+        let scores = visit(hook, HookPoint::AttnScores(l), scores)?;
+        let pattern =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(self.dtype)?;
+        let pattern = visit(hook, HookPoint::Pattern(l), pattern)?;
+        let z = pattern
+            .reshape((b, g, r * p, p))?
+            .matmul(&v)?
+            .reshape((b, h, p, e))?;
+        let z = visit(hook, HookPoint::Z(l), z.transpose(1, 2)?)?; // [b, p, h, e]
+        let mut attn_out = blk.out.forward(&z.reshape((b, p, h * e))?)?;
+        if let Some(n) = &blk.post_attn_norm {
+            attn_out = n.forward(&attn_out)?;
+        }
+        let attn_out = visit(hook, HookPoint::AttnOut(l), attn_out)?;
+        let x = visit(hook, HookPoint::ResidMid(l), (x + attn_out)?)?;
+
+        // MLP.
+        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(&x)?)?;
+        let hidden = blk.mlp_in.forward(&normed)?;
+        let post = if c.gated_mlp {
+            let m = c.d_mlp;
+            let gate = visit(hook, HookPoint::MlpPre(l), hidden.narrow(D::Minus1, 0, m)?)?;
+            let up = hidden.narrow(D::Minus1, m, m)?;
+            (activate(&gate, c.activation)? * up)?
+        } else {
+            let pre = visit(hook, HookPoint::MlpPre(l), hidden)?;
+            activate(&pre, c.activation)?
+        };
+        let post = visit(hook, HookPoint::MlpPost(l), post)?;
+        let mut mlp_out = blk.mlp_out.forward(&post)?;
+        if let Some(n) = &blk.post_mlp_norm {
+            mlp_out = n.forward(&mlp_out)?;
+        }
+        let mlp_out = visit(hook, HookPoint::MlpOut(l), mlp_out)?;
+        visit(hook, HookPoint::ResidPost(l), (x + mlp_out)?)
+    }
+}
+
+fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    Ok(match act {
+        Activation::GeluTanh => x.gelu()?,
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::Silu => candle_nn::Activation::Silu.forward(x)?,
+        Activation::Relu => x.relu()?,
+    })
+}
+
+/// Rotary embedding (rotate-half convention) of the first `rotary_dim` dimensions of each head.
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, rotary_dim: usize) -> Result<Tensor> {
+    let e = x.dim(D::Minus1)?;
+    if rotary_dim == e {
+        return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
+    }
+    let rot = x.narrow(D::Minus1, 0, rotary_dim)?.contiguous()?;
+    let pass = x.narrow(D::Minus1, rotary_dim, e - rotary_dim)?;
+    let rot = candle_nn::rotary_emb::rope(&rot, cos, sin)?;
+    Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: fixture paths and tensor comparison.
+#![allow(dead_code)]
+
+use candle_core::{DType, Tensor};
+use std::path::PathBuf;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_model(family: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/models").join(family)
+}
+
+/// A real model under `models/`; fails (never skips) with the command that fetches it.
+pub fn real_model(file: &str) -> PathBuf {
+    let p = repo_root().join("models").join(file);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash scripts/fetch-models.sh` first",
+        p.display()
+    );
+    p
+}
+
+/// Max |a - b| over entries where the reference is finite; both must agree on which entries
+/// are -inf (masked attention scores).
+pub fn max_abs_diff(actual: &Tensor, expected: &Tensor) -> f32 {
+    assert_eq!(actual.dims(), expected.dims(), "shape mismatch");
+    let a = actual
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let e = expected
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let mut worst = 0f32;
+    for (i, (x, y)) in a.iter().zip(&e).enumerate() {
+        if y.is_infinite() {
+            assert_eq!(x, y, "entry {i}: expected {y}, got {x}");
+            continue;
+        }
+        assert!(x.is_finite(), "entry {i}: expected {y}, got {x}");
+        worst = worst.max((x - y).abs());
+    }
+    worst
+}
+
+/// Max |x| of a tensor (the scale tolerances are relative to).
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}

@@ -1,0 +1,135 @@
+//! Every family against Hugging Face transformers: logits and every hook point, f32.
+//!
+//! References come from `scripts/make-fixtures.py` (tiny random-weight models saved by
+//! transformers, activations captured with PyTorch hooks). Tolerance: |err| ≤ 4e-6 · max(1, max|ref|)
+//! on logits and on every activation. f32 has a 1.2e-7 unit roundoff; candle and PyTorch sum
+//! in different orders (matmul blocking, norms), so a few blocks of a 64-wide model accumulate
+//! relative differences of order 1e-6 — a real bug (wrong rope, norm, mask) gives errors of
+//! order 1e-2 or more. On these fixtures the largest |logit| is about 10.
+
+mod common;
+
+use candle_core::{IndexOp, Tensor};
+use common::{fixture_model, max_abs, max_abs_diff};
+use std::collections::HashMap;
+use strata_model::{ActivationCache, HookPoint, LoadOptions, Model, TokenBatch};
+
+const FAMILIES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "llama_tied",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+];
+const RELATIVE_TOLERANCE: f32 = 4e-6;
+
+fn tolerance(reference: &Tensor) -> f32 {
+    RELATIVE_TOLERANCE * max_abs(reference).max(1.0)
+}
+
+fn reference(family: &str) -> HashMap<String, Tensor> {
+    let path = fixture_model(family).join("reference.safetensors");
+    candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap()
+}
+
+fn ids(t: &Tensor) -> Vec<Vec<u32>> {
+    t.to_dtype(candle_core::DType::U32)
+        .unwrap()
+        .to_vec2::<u32>()
+        .unwrap()
+}
+
+fn check_family(family: &str) -> (f32, f32, String) {
+    let model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let refs = reference(family);
+    let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
+    let mut cache = ActivationCache::new(|_| true);
+    let logits = model.decoder.forward(&batch, &mut cache).unwrap();
+    let logit_err = max_abs_diff(&logits, &refs["logits"]);
+    assert!(
+        logit_err <= tolerance(&refs["logits"]),
+        "{family}: logits differ by {logit_err}"
+    );
+
+    let learned = model.config.positional_scheme() == "learned";
+    let (mut worst, mut worst_name) = (0f32, String::new());
+    for point in HookPoint::all(model.config.n_layers, learned) {
+        let name = point.to_string();
+        let expected = refs
+            .get(&name)
+            .unwrap_or_else(|| panic!("{family}: reference lacks {name}"));
+        let err = max_abs_diff(cache.get(point).unwrap(), expected);
+        assert!(
+            err <= tolerance(expected),
+            "{family}: {name} differs by {err} (scale {})",
+            max_abs(expected)
+        );
+        if err > worst {
+            (worst, worst_name) = (err, name);
+        }
+    }
+    (logit_err, worst, worst_name)
+}
+
+#[test]
+fn every_family_matches_transformers_at_every_hook() {
+    println!("| family | max abs err logits | worst hook | its max abs err |");
+    for family in FAMILIES {
+        let (logit_err, worst, name) = check_family(family);
+        println!("| {family} | {logit_err:.2e} | {name} | {worst:.2e} |");
+    }
+}
+
+#[test]
+fn padded_batches_give_each_prompts_unpadded_result() {
+    for family in FAMILIES {
+        let model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let refs = reference(family);
+        for (ids_key, mask_key) in [("batch_ids", "batch_mask"), ("batch_left_ids", "batch_left_mask")] {
+            let mask: Vec<Vec<bool>> = ids(&refs[mask_key])
+                .into_iter()
+                .map(|r| r.into_iter().map(|m| m == 1).collect())
+                .collect();
+            let batch = TokenBatch::from_mask(ids(&refs[ids_key]), mask.clone()).unwrap();
+            let logits = model.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
+            for row in 0..2 {
+                let real: Vec<usize> = (0..mask[row].len()).filter(|&p| mask[row][p]).collect();
+                let got = logits
+                    .i((row, real[0]..real[real.len() - 1] + 1))
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                let expected = &refs[&format!("batch_logits_{row}")];
+                let err = max_abs_diff(&got, expected);
+                assert!(err <= tolerance(expected), "{family} {ids_key} row {row}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn classic_and_v5_config_layouts_load_the_same_model() {
+    for family in FAMILIES.iter().filter(|f| **f != "gpt2") {
+        let src = fixture_model(family);
+        let dir = std::env::temp_dir().join(format!("strata-classic-{family}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(src.join("config.classic.json"), dir.join("config.json")).unwrap();
+        std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+        let classic = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let v5 = Model::load(src.to_str().unwrap(), &LoadOptions::default()).unwrap();
+        assert_eq!(classic.config, v5.config, "{family}: configs differ");
+        let batch = TokenBatch::single(ids(&reference(family)["input_ids"]).remove(0)).unwrap();
+        let a = classic
+            .decoder
+            .forward(&batch, &mut strata_model::NoHooks)
+            .unwrap();
+        let b = v5.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
+        assert_eq!(max_abs_diff(&a, &b), 0.0, "{family}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
