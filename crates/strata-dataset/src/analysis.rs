@@ -284,10 +284,12 @@ pub fn importance_tables(results: &[BenchmarkResult], sklearn_note: Option<&str>
         ]);
     }
     s.notes.push(
-        "Rows with the benchmark and every feature present (n). Features: numeric structure + arch_class (ordinal code). \
-         CV: fold = row index mod k in file order. Importances: mean over seeds; 'Matches paper' compares the impurity top \
-         feature with the seed study's headline finding."
-            .into(),
+        format!(
+            "Rows with the benchmark and every feature present (n). Features: {} (arch_class as an ordinal code). \
+             CV: fold = row index mod k in file order. Importances: mean over seeds; 'Matches paper' compares the impurity \
+             top feature with the seed study's headline finding.",
+            results.first().map(|r| r.features.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        ),
     );
     if let Some(n) = sklearn_note {
         s.notes.push(n.into());

@@ -32,8 +32,10 @@ pub struct ImportanceParams {
     /// Seeds 0..n_seeds (added to `forest.seed`).
     pub n_seeds: usize,
     pub n_repeats: usize,
-    /// Skip the partial-dependence computation.
+    /// Compute partial dependence (off saves time when only R² and importances are needed).
     pub partial_dependence: bool,
+    /// Feature names left out of the design (e.g. `params_b`, to ask what matters beyond size).
+    pub exclude: Vec<String>,
 }
 
 impl Default for ImportanceParams {
@@ -44,6 +46,7 @@ impl Default for ImportanceParams {
             n_seeds: 5,
             n_repeats: 5,
             partial_dependence: true,
+            exclude: Vec::new(),
         }
     }
 }
@@ -63,15 +66,18 @@ pub struct Design {
 }
 
 /// Build the design for `target` (see the module docs for the row and encoding rules).
-pub fn design(ds: &Dataset, target: Column) -> Result<Design, DatasetError> {
+pub fn design(ds: &Dataset, target: Column, exclude: &[String]) -> Result<Design, DatasetError> {
     let y = ds
         .numeric(target)
         .ok_or_else(|| DatasetError::Analysis(format!("the dataset has no `{}` column", target.name())))?;
     let cols: Vec<(Column, &[Option<f64>])> = STRUCTURE
         .iter()
+        .filter(|c| !exclude.iter().any(|e| e == c.name()))
         .filter_map(|&c| ds.numeric(c).map(|v| (c, v)))
         .collect();
-    let arch = ds.text(Column::ArchClass);
+    let arch = ds
+        .text(Column::ArchClass)
+        .filter(|_| !exclude.iter().any(|e| e == ARCH_FEATURE));
     let rows: Vec<usize> = (0..ds.len())
         .filter(|&i| {
             y[i].is_some() && cols.iter().all(|(_, v)| v[i].is_some()) && arch.is_none_or(|a| a[i].is_some())
@@ -270,7 +276,7 @@ fn ls_slope(curve: &[(f64, f64)]) -> Option<f64> {
 
 /// Run the whole analysis for one benchmark.
 pub fn analyse(ds: &Dataset, target: Column, p: &ImportanceParams) -> Result<BenchmarkResult, DatasetError> {
-    let d = design(ds, target)?;
+    let d = design(ds, target, &p.exclude)?;
     let n = d.y.len();
     if n < 2 * p.n_folds.max(2) {
         return Err(DatasetError::Analysis(format!(

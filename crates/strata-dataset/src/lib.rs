@@ -28,3 +28,15 @@ pub mod trends;
 pub use columns::{Column, Kind};
 pub use error::DatasetError;
 pub use load::{load, load_str, Dataset, LoadOptions, LoadReport};
+
+/// The bundled dataset (`data/structure_performance.csv`, built by `scripts/build-dataset.sh`;
+/// provenance in `data/SOURCES.md`), embedded so the CLI works from any directory.
+pub const BUNDLED_CSV: &str = include_str!("../../../data/structure_performance.csv");
+
+/// The name the bundled dataset is reported under.
+pub const BUNDLED_NAME: &str = "data/structure_performance.csv (bundled)";
+
+/// Load the bundled dataset.
+pub fn load_bundled(opts: &LoadOptions) -> Result<(Dataset, LoadReport), DatasetError> {
+    load_str(BUNDLED_CSV, BUNDLED_NAME, opts)
+}

@@ -181,6 +181,7 @@ fn random_forest_matches_sklearn() {
         n_seeds: meta["seeds"].as_array().unwrap().len(),
         n_repeats: 1,
         partial_dependence: false,
+        exclude: Vec::new(),
     };
     for &b in V1_BENCHMARKS {
         let w = &refj["benchmarks"][b.name()];
