@@ -34,6 +34,11 @@ For every model this writes, under tests/fixtures/real/<model>/:
   reference.json            prompts, shapes, versions, the GGUF sha256, load time and peak memory
 
 and tests/fixtures/real/tokenizer_corpus.jsonl, the corpus ({"i", "text"} per line).
+
+With --quant-types (also done on every full run): tests/fixtures/gguf/quant-types.gguf-py.safetensors,
+gguf-py's dequantization (what transformers uses) of every tensor of tests/fixtures/gguf/quant-types.gguf
+(one [4, 256] tensor per type: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K, written
+by candle from fixed data by the ignored Rust test `write_quant_types_fixture`).
 Deterministic: CPU, f32, no sampling. Each model runs in its own subprocess so that its peak memory
 (ru_maxrss) is its own.
 """
@@ -475,6 +480,24 @@ def run_model(key: str, models_dir: Path, out_root: Path) -> None:
     print(f"[{key}] wrote {out} ({size / 1e6:.2f} MB)", flush=True)
 
 
+def quant_types_reference(fixtures: Path) -> None:
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, dequantize
+    from safetensors.torch import save_file
+
+    src = fixtures / "quant-types.gguf"
+    if not src.is_file():
+        sys.exit(f"missing {src}: run `cargo test -p strata-model --test gguf_real -- --ignored write_quant_types_fixture`")
+    out = {}
+    for t in GGUFReader(str(src)).tensors:
+        values = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
+        shape = [int(d) for d in reversed(t.shape)]
+        out[t.name] = torch.from_numpy(values.reshape(shape).copy())
+        print(f"[quant-types] {t.name}: {t.tensor_type.name} {shape}", flush=True)
+    save_file(out, str(fixtures / "quant-types.gguf-py.safetensors"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
@@ -482,7 +505,13 @@ def main() -> None:
     ap.add_argument("--model", choices=sorted(MODELS), action="append",
                     help="only this model (repeatable); default: all, each in its own subprocess")
     ap.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--quant-types", action="store_true",
+                    help="only the gguf-py dequantization of tests/fixtures/gguf/quant-types.gguf")
     args = ap.parse_args()
+    quant_dir = ROOT / "tests" / "fixtures" / "gguf"
+    if args.quant_types:
+        quant_types_reference(quant_dir)
+        return
 
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "tokenizer_corpus.jsonl", "w", encoding="utf-8") as f:
@@ -498,6 +527,8 @@ def main() -> None:
         for key in keys:
             run_model(key, args.models_dir, args.out)
         return
+    if not args.model:
+        quant_types_reference(quant_dir)
     for key in keys:
         cmd = [sys.executable, __file__, "--in-process", "--model", key,
                "--models-dir", str(args.models_dir), "--out", str(args.out)]

@@ -459,3 +459,77 @@ fn quant_type_names() {
         assert_eq!(strata_model::load::gguf::ggml_type_name(t), n);
     }
 }
+
+// ---- every quantization type against gguf-py ------------------------------------------------
+
+/// The types both candle and gguf-py (what transformers dequantizes with) handle.
+const QUANT_TYPES: &[(GgmlDType, &str)] = &[
+    (GgmlDType::F32, "F32"),
+    (GgmlDType::F16, "F16"),
+    (GgmlDType::BF16, "BF16"),
+    (GgmlDType::Q4_0, "Q4_0"),
+    (GgmlDType::Q4_1, "Q4_1"),
+    (GgmlDType::Q5_0, "Q5_0"),
+    (GgmlDType::Q5_1, "Q5_1"),
+    (GgmlDType::Q8_0, "Q8_0"),
+    (GgmlDType::Q2K, "Q2_K"),
+    (GgmlDType::Q3K, "Q3_K"),
+    (GgmlDType::Q4K, "Q4_K"),
+    (GgmlDType::Q5K, "Q5_K"),
+    (GgmlDType::Q6K, "Q6_K"),
+];
+
+fn quant_fixture(file: &str) -> PathBuf {
+    root().join("tests/fixtures/gguf").join(file)
+}
+
+/// Writes tests/fixtures/gguf/quant-types.gguf: one [4, 256] tensor per type, quantized by candle
+/// from fixed data. Run by hand (`-- --ignored write_quant_types_fixture`), then
+/// `scripts/make-real-references.sh --quant-types` for gguf-py's dequantization of it.
+#[test]
+#[ignore]
+fn write_quant_types_fixture() {
+    let data: Vec<f32> = (0..4 * 256)
+        .map(|i| {
+            let row = (i / 256) as f32;
+            ((i as f32) * 0.37).sin() * (1.0 + (i % 7) as f32 * 0.3) * 10f32.powf(row - 2.0)
+        })
+        .collect();
+    let t = Tensor::from_vec(data, (4, 256), &Device::Cpu).unwrap();
+    let qs: Vec<(String, QTensor)> = QUANT_TYPES
+        .iter()
+        .map(|(ty, name)| (format!("{name}.weight"), QTensor::quantize(&t, *ty).unwrap()))
+        .collect();
+    let refs: Vec<(&str, &QTensor)> = qs.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    let path = quant_fixture("quant-types.gguf");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::File::create(&path).unwrap();
+    let arch = gguf_file::Value::String("quant-types-fixture".into());
+    gguf_file::write(&mut f, &[("general.architecture", &arch)], &refs).unwrap();
+}
+
+#[test]
+fn every_quant_type_dequantizes_like_gguf_py() {
+    let path = quant_fixture("quant-types.gguf");
+    let header = read_gguf_header(&path).unwrap();
+    let want = candle_core::safetensors::load(quant_fixture("quant-types.gguf-py.safetensors"), &Device::Cpu)
+        .unwrap();
+    for (_, name) in QUANT_TYPES {
+        let key = format!("{name}.weight");
+        let got: Vec<f32> = header
+            .read_tensor_f32(&key)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let w: Vec<f32> = want[&key].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(got.len(), w.len(), "{name}");
+        let bad = got
+            .iter()
+            .zip(&w)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(bad, 0, "{name}: {bad} of {} values differ from gguf-py", w.len());
+    }
+}

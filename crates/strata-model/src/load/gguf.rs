@@ -295,6 +295,42 @@ impl GgufHeader {
         Ok(out)
     }
 
+    /// One tensor as stored, dequantized to f32 on the CPU (GGUF name, no HF conversion), after
+    /// checking that its data lies inside the file.
+    pub fn read_tensor_f32(&self, gguf_name: &str) -> Result<Tensor, GgufError> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(gguf_name)
+            .ok_or_else(|| GgufError::Tensor {
+                path: self.path.clone(),
+                tensor: gguf_name.to_string(),
+                message: "no such tensor in the file".to_string(),
+            })?;
+        let n = self.tensor_bytes(gguf_name, info)?;
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        if start.saturating_add(n) > self.file_len {
+            return Err(GgufError::Truncated {
+                path: self.path.clone(),
+                tensor: gguf_name.to_string(),
+                start,
+                end: start.saturating_add(n),
+                file_len: self.file_len,
+            });
+        }
+        let (file, _) = open(&self.path)?;
+        let mut reader = BufReader::new(file);
+        let err = |e: candle_core::Error| GgufError::Tensor {
+            path: self.path.clone(),
+            tensor: gguf_name.to_string(),
+            message: e.to_string(),
+        };
+        let q = info
+            .read(&mut reader, self.content.tensor_data_offset, &Device::Cpu)
+            .map_err(err)?;
+        q.dequantize(&Device::Cpu).map_err(err)
+    }
+
     /// The HF config built from the metadata.
     pub fn hf_config(&self) -> Result<serde_json::Value, GgufError> {
         let names: Vec<&str> = self.content.tensor_infos.keys().map(|s| s.as_str()).collect();
@@ -376,6 +412,30 @@ pub fn tokenizer_from_gguf_file(path: &Path) -> Result<tokenizers::Tokenizer, Gg
             source,
         }
     })
+}
+
+/// The tokenizer for a GGUF model: a `tokenizer.json` given beside the file wins
+/// (`<file stem>.tokenizer.json`, then `tokenizer.json` in the same directory), else the one the
+/// GGUF metadata describes. Returns the tokenizer and the file it came from.
+pub fn tokenizer_for_gguf(path: &Path) -> Result<(tokenizers::Tokenizer, PathBuf), GgufError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for candidate in [
+        dir.join(format!("{stem}.tokenizer.json")),
+        dir.join("tokenizer.json"),
+    ] {
+        if candidate.is_file() {
+            let tok = tokenizers::Tokenizer::from_file(&candidate).map_err(|e| GgufError::Tokenizer {
+                path: candidate.clone(),
+                source: crate::tokenizer_gguf::GgufTokenizerError::Build(e.to_string()),
+            })?;
+            return Ok((tok, candidate));
+        }
+    }
+    Ok((tokenizer_from_gguf_file(path)?, path.to_path_buf()))
 }
 
 /// Typed access to metadata, with errors naming the file and the key.
