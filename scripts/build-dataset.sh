@@ -14,7 +14,13 @@ mkdir -p "$WHEELS"
 whl="$(ls "$WHEELS"/litgpt-0.5.13-py3-none-any.whl 2>/dev/null || true)"
 if [[ -z "$whl" ]]; then
     echo "build-dataset: downloading litgpt==0.5.13 (wheel only, no dependencies) ..." >&2
-    "$PY" -m pip download --no-deps --disable-pip-version-check -q -d "$WHEELS" litgpt==0.5.13 >&2
+    PIP_PY="$PY"
+    if ! "$PIP_PY" -m pip --version >/dev/null 2>&1; then
+        # shellcheck source=lib/python-env.sh
+        source "$ROOT/scripts/lib/python-env.sh"
+        PIP_PY="$(strata_python_env)"
+    fi
+    "$PIP_PY" -m pip download --no-deps --disable-pip-version-check -q -d "$WHEELS" litgpt==0.5.13 >&2
     whl="$WHEELS/litgpt-0.5.13-py3-none-any.whl"
 fi
 
