@@ -368,6 +368,7 @@ def run_model(key: str, models_dir: Path, out_root: Path) -> None:
           f"peak RSS after model load {rss_model / 1024:.0f} MiB (before: {rss0 / 1024:.0f} MiB)", flush=True)
 
     config = model.config.to_dict()
+    config.pop("_name_or_path", None)  # the local models/ path: not part of the model
     (out / "hf_config.json").write_text(json.dumps(config, indent=1, sort_keys=True, default=str) + "\n")
 
     # --- tokenizer ------------------------------------------------------------------------
