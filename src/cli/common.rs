@@ -1,0 +1,59 @@
+//! Flags shared by the commands that load a model, and small output helpers.
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::Path;
+use strata_model::{parse_device, parse_dtype, LoadOptions, Model};
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A .gguf file, a local checkpoint directory, or a Hugging Face repo id.
+    pub model: String,
+    /// cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// f32, f16 or bf16 (weights are converted at load).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Hub revision (branch, tag or commit) for repo ids.
+    #[arg(long)]
+    pub revision: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Model> {
+        let opts = LoadOptions {
+            dtype: parse_dtype(&self.dtype)?,
+            device: parse_device(&self.device)?,
+            revision: self.revision.clone(),
+        };
+        Model::load(&self.model, &opts).with_context(|| format!("loading model '{}'", self.model))
+    }
+}
+
+/// Token ids from `--prompt` or `--tokens 1,2,3`.
+pub fn prompt_ids(model: &Model, prompt: Option<&str>, tokens: Option<&str>) -> Result<Vec<u32>> {
+    let ids = match (prompt, tokens) {
+        (Some(text), None) => model.tokenizer()?.encode(text)?,
+        (None, Some(list)) => list
+            .split(',')
+            .map(|t| t.trim().parse::<u32>().with_context(|| format!("--tokens: '{t}' is not a token id")))
+            .collect::<Result<Vec<_>>>()?,
+        _ => anyhow::bail!("give exactly one of --prompt TEXT or --tokens IDS"),
+    };
+    anyhow::ensure!(!ids.is_empty(), "the prompt is empty: it has no tokens");
+    Ok(ids)
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

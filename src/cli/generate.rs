@@ -1,0 +1,39 @@
+//! `strata generate`: greedy decoding, a sanity check of a loaded model.
+use anyhow::Result;
+use clap::Args;
+use strata_model::{NoHooks, TokenBatch};
+
+use super::common::{prompt_ids, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, conflicts_with = "tokens")]
+    pub prompt: Option<String>,
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Number of tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub max_new_tokens: usize,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let mut ids = prompt_ids(&model, args.prompt.as_deref(), args.tokens.as_deref())?;
+    let prompt_len = ids.len();
+    for _ in 0..args.max_new_tokens {
+        let logits = model.decoder.forward(&TokenBatch::single(ids.clone())?, &mut NoHooks)?;
+        let next = logits.get(0)?.get(ids.len() - 1)?.argmax(0)?.to_scalar::<u32>()?;
+        ids.push(next);
+        if model.config.eos_token_id == Some(next) {
+            break;
+        }
+    }
+    let new = &ids[prompt_len..];
+    println!("ids: {new:?}");
+    if let Ok(tok) = model.tokenizer() {
+        println!("{}{}", args.prompt.as_deref().unwrap_or(""), tok.decode(new));
+    }
+    Ok(())
+}
