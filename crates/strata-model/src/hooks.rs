@@ -35,8 +35,11 @@ pub enum HookPoint {
     Logits,
 }
 
+/// Builds a per-block hook point from its layer.
+type BlockHook = fn(usize) -> HookPoint;
+
 /// Per-block hook names, in forward order, with their constructors.
-const BLOCK_HOOKS: &[(&str, fn(usize) -> HookPoint)] = &[
+const BLOCK_HOOKS: &[(&str, BlockHook)] = &[
     ("hook_resid_pre", HookPoint::ResidPre),
     ("ln1.hook_normalized", HookPoint::Ln1),
     ("attn.hook_q", HookPoint::Q),

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: fetch the real SmolLM2 model and run strata on it.
+# Usage: bash scripts/demo.sh [OUT_DIR]   (default: report/)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="${1:-report}"
+MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+bash scripts/fetch-models.sh
+cargo build --release --locked
+STRATA=target/release/strata
+mkdir -p "$OUT"
+"$STRATA" inspect "$MODEL" | tee "$OUT/inspect.txt"
+"$STRATA" generate "$MODEL" --prompt "The capital of France is" -n 20 | tee "$OUT/generate.txt"
+"$STRATA" run "$MODEL" --prompt "The capital of France is" --hooks 'blocks.*.hook_resid_post' \
+    --save "$OUT/activations.safetensors"
+echo "demo outputs in $OUT/"
