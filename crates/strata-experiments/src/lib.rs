@@ -1,6 +1,18 @@
-//! Interpretability experiments on the hooked decoder: logit lens, ablation,
-//! activation patching and causal tracing.
+//! Interpretability experiments on the hooked decoder: logit lens, ablation, activation
+//! patching and causal tracing. Inputs are [`Item`]s (a prompt, its target, optional
+//! distractor, corrupted partner and subject); outputs are serde types written as JSON and CSV
+//! (schema in `docs/results.md`).
 
+pub mod error;
 pub mod item;
+pub mod lens;
+pub mod metric;
+pub mod prepare;
+pub mod results;
+pub mod rng;
 
+pub use error::{ExperimentError, Result};
 pub use item::Item;
+pub use lens::{logit_lens, LensOptions, LensResult, LensRow, LensSource, TopToken};
+pub use metric::Metric;
+pub use prepare::{prepare, prepare_all, Prepared};

@@ -1,0 +1,332 @@
+//! Logit lens: the model's own final norm and unembedding (and final soft-cap) applied to the
+//! residual stream at every layer and position.
+//!
+//! Layer `l` of the lens is `blocks.{l}.hook_resid_pre` for `l < L` (layer 0 = the embeddings)
+//! and `blocks.{L-1}.hook_resid_post` for `l = L`, whose lens equals the model's logits. With
+//! [`LensSource::AttnOut`] / [`LensSource::MlpOut`] the lens reads one block's attention or MLP
+//! output alone (layer `l` = block `l`). Each layer's logits are reduced to the reported
+//! statistics at once; no `[layers, positions, vocab]` tensor is ever built.
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+use strata_model::{ActivationCache, HookPoint, Model, Padding, TokenBatch};
+
+use crate::error::{input, Result};
+use crate::item::Item;
+use crate::prepare::{prepare_all, Prepared};
+use crate::results::SCHEMA_VERSION;
+
+/// What the lens reads at each layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LensSource {
+    /// The residual stream (layers 0..=L).
+    #[default]
+    Resid,
+    /// Each block's attention output alone (layers 0..L).
+    AttnOut,
+    /// Each block's MLP output alone (layers 0..L).
+    MlpOut,
+}
+
+impl std::str::FromStr for LensSource {
+    type Err = crate::error::ExperimentError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.replace('-', "_").as_str() {
+            "resid" | "resid_pre" | "residual" => LensSource::Resid,
+            "attn_out" | "attn" => LensSource::AttnOut,
+            "mlp_out" | "mlp" => LensSource::MlpOut,
+            _ => {
+                return input(format!(
+                    "unknown lens component '{s}'; use resid, attn_out or mlp_out"
+                ))
+            }
+        })
+    }
+}
+
+impl LensSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            LensSource::Resid => "resid",
+            LensSource::AttnOut => "attn_out",
+            LensSource::MlpOut => "mlp_out",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LensOptions {
+    /// How many top tokens to keep per (layer, position).
+    pub top_k: usize,
+    /// Only the last position of each prompt (much cheaper on large vocabularies).
+    pub last_position_only: bool,
+    pub source: LensSource,
+    /// Prompts per forward when several items are given.
+    pub max_batch: usize,
+}
+
+impl Default for LensOptions {
+    fn default() -> Self {
+        LensOptions {
+            top_k: 5,
+            last_position_only: false,
+            source: LensSource::Resid,
+            max_batch: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopToken {
+    pub id: u32,
+    pub token: String,
+    pub prob: f64,
+}
+
+/// Lens statistics at one (layer, position).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LensRow {
+    pub layer: usize,
+    pub position: usize,
+    /// Number of tokens with a strictly larger logit (0 = top-1).
+    pub target_rank: usize,
+    pub target_prob: f64,
+    pub target_logit: f64,
+    /// KL(final ‖ this layer), nats.
+    pub kl_to_final: f64,
+    /// Entropy of this layer's distribution, nats.
+    pub entropy: f64,
+    pub top: Vec<TopToken>,
+}
+
+/// The lens of one prompt (`lens.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LensResult {
+    pub schema_version: u32,
+    pub experiment: String,
+    pub model: String,
+    pub id: String,
+    pub prompt: String,
+    pub source: LensSource,
+    pub n_layers: usize,
+    pub tokens: Vec<String>,
+    pub token_ids: Vec<u32>,
+    pub target: String,
+    pub target_id: u32,
+    pub rows: Vec<LensRow>,
+}
+
+impl LensResult {
+    pub fn row(&self, layer: usize, position: usize) -> Option<&LensRow> {
+        self.rows
+            .iter()
+            .find(|r| r.layer == layer && r.position == position)
+    }
+
+    /// First layer from which the target stays top-1 at `position` through the last layer.
+    pub fn top1_from_layer(&self, position: usize) -> Option<usize> {
+        let mut rows: Vec<&LensRow> = self.rows.iter().filter(|r| r.position == position).collect();
+        rows.sort_by_key(|r| r.layer);
+        let mut first = None;
+        for r in rows {
+            match (r.target_rank == 0, first) {
+                (true, None) => first = Some(r.layer),
+                (false, _) => first = None,
+                _ => {}
+            }
+        }
+        first
+    }
+
+    /// First layer at which the target is top-1 at `position`.
+    pub fn first_top1_layer(&self, position: usize) -> Option<usize> {
+        self.rows
+            .iter()
+            .filter(|r| r.position == position && r.target_rank == 0)
+            .map(|r| r.layer)
+            .min()
+    }
+}
+
+/// Runs the lens on every item (batched, left-padded; identical to one-by-one runs).
+pub fn logit_lens(model: &Model, items: &[Item], opts: &LensOptions) -> Result<Vec<LensResult>> {
+    let prepared = prepare_all(model, items)?;
+    logit_lens_prepared(model, &prepared, opts)
+}
+
+pub fn logit_lens_prepared(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<Vec<LensResult>> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(opts.max_batch.max(1)) {
+        out.extend(lens_batch(model, chunk, opts)?);
+    }
+    Ok(out)
+}
+
+fn lens_points(n_layers: usize, source: LensSource) -> Vec<(usize, HookPoint)> {
+    match source {
+        LensSource::Resid => (0..n_layers)
+            .map(|l| (l, HookPoint::ResidPre(l)))
+            .chain([(n_layers, HookPoint::ResidPost(n_layers - 1))])
+            .collect(),
+        LensSource::AttnOut => (0..n_layers).map(|l| (l, HookPoint::AttnOut(l))).collect(),
+        LensSource::MlpOut => (0..n_layers).map(|l| (l, HookPoint::MlpOut(l))).collect(),
+    }
+}
+
+fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<Vec<LensResult>> {
+    let dec = &model.decoder;
+    let n_layers = model.config.n_layers;
+    let tok = model.tokenizer()?;
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let prompts: Vec<Vec<u32>> = items.iter().map(|p| p.ids.clone()).collect();
+    let batch = TokenBatch::padded(&prompts, Padding::Left, pad)?;
+    let seq = batch.seq_len();
+    let points = lens_points(n_layers, opts.source);
+    let final_point = HookPoint::ResidPost(n_layers - 1);
+    let mut wanted: Vec<HookPoint> = points.iter().map(|(_, p)| *p).collect();
+    wanted.push(final_point);
+    let mut cache = ActivationCache::of(wanted);
+    let ctx = dec.context(&batch)?;
+    let resid = dec.embed_tokens(&batch, &mut cache)?;
+    dec.run_blocks(0..n_layers, resid, &ctx, &mut cache)?;
+
+    // Positions read: all, or the last (left padding puts every prompt's last token at seq-1).
+    let (p0, np) = if opts.last_position_only {
+        (seq - 1, 1)
+    } else {
+        (0, seq)
+    };
+    let lens_logits = |resid: &Tensor| -> Result<Vec<f32>> {
+        let r = resid.narrow(1, p0, np)?;
+        let normed = dec.final_norm(&r)?;
+        let logits = normed.broadcast_matmul(&dec.unembedding().t()?)?;
+        let logits = dec.cap_logits(&logits)?;
+        Ok(logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let v = model.config.vocab_size;
+    let b = items.len();
+    // Final distribution: probabilities (f32) and Σ p log p per (row, position).
+    let final_logits = lens_logits(cache.get(final_point)?)?;
+    let mut final_p = vec![0f32; final_logits.len()];
+    let mut final_neg_entropy = vec![0f64; b * np];
+    for (k, row) in final_logits.chunks(v).enumerate() {
+        let lp = crate::metric::log_softmax(row);
+        final_neg_entropy[k] = lp
+            .iter()
+            .map(|&x| if x.is_finite() { x.exp() * x } else { 0.0 })
+            .sum();
+        for (dst, x) in final_p[k * v..(k + 1) * v].iter_mut().zip(&lp) {
+            *dst = x.exp() as f32;
+        }
+    }
+    drop(final_logits);
+
+    let mut rows: Vec<Vec<LensRow>> = vec![Vec::new(); b];
+    for &(layer, point) in &points {
+        let logits = lens_logits(cache.get(point)?)?;
+        for (bi, item) in items.iter().enumerate() {
+            let padding = seq - item.len();
+            for j in 0..np {
+                let idx = p0 + j;
+                if idx < padding {
+                    continue;
+                }
+                let k = bi * np + j;
+                let row = &logits[k * v..(k + 1) * v];
+                let stats = reduce_row(
+                    row,
+                    item.target as usize,
+                    &final_p[k * v..(k + 1) * v],
+                    final_neg_entropy[k],
+                    opts.top_k,
+                );
+                rows[bi].push(LensRow {
+                    layer,
+                    position: idx - padding,
+                    target_rank: stats.rank,
+                    target_prob: stats.target_prob,
+                    target_logit: row[item.target as usize] as f64,
+                    kl_to_final: stats.kl,
+                    entropy: stats.entropy,
+                    top: stats
+                        .top
+                        .into_iter()
+                        .map(|(id, prob)| TopToken {
+                            id,
+                            token: tok.token(id),
+                            prob,
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(items
+        .iter()
+        .zip(rows)
+        .map(|(item, rows)| LensResult {
+            schema_version: SCHEMA_VERSION,
+            experiment: "lens".into(),
+            model: model.name.clone(),
+            id: item.id.clone(),
+            prompt: item.prompt.clone(),
+            source: opts.source,
+            n_layers,
+            tokens: item.tokens.clone(),
+            token_ids: item.ids.clone(),
+            target: item.target_text.clone(),
+            target_id: item.target,
+            rows,
+        })
+        .collect())
+}
+
+struct RowStats {
+    rank: usize,
+    target_prob: f64,
+    kl: f64,
+    entropy: f64,
+    top: Vec<(u32, f64)>,
+}
+
+/// All statistics of one logit row in two passes over the vocabulary (f64 accumulation).
+fn reduce_row(row: &[f32], target: usize, final_p: &[f32], final_neg_entropy: f64, k: usize) -> RowStats {
+    let t = row[target];
+    let mut max = f32::NEG_INFINITY;
+    let mut rank = 0usize;
+    let mut sum_pf_x = 0f64;
+    // top-k kept sorted, best first; ties broken by the smaller id.
+    let mut top: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (i, (&x, &pf)) in row.iter().zip(final_p).enumerate() {
+        max = max.max(x);
+        if x > t {
+            rank += 1;
+        }
+        sum_pf_x += pf as f64 * x as f64;
+        if k > 0 && (top.len() < k || x > top[top.len() - 1].0) {
+            let at = top.partition_point(|&(y, _)| y >= x);
+            top.insert(at, (x, i as u32));
+            top.truncate(k);
+        }
+    }
+    let m = max as f64;
+    let (mut sum_e, mut sum_ex) = (0f64, 0f64);
+    for &x in row {
+        let e = (x as f64 - m).exp();
+        sum_e += e;
+        sum_ex += e * x as f64;
+    }
+    let lse = m + sum_e.ln();
+    RowStats {
+        rank,
+        target_prob: (t as f64 - lse).exp(),
+        // KL(f ‖ l) = Σ p_f log p_f − Σ p_f (x − lse)
+        kl: (final_neg_entropy - sum_pf_x + lse).max(0.0),
+        entropy: lse - sum_ex / sum_e,
+        top: top
+            .into_iter()
+            .map(|(x, id)| (id, (x as f64 - lse).exp()))
+            .collect(),
+    }
+}
