@@ -3,10 +3,12 @@
 //! distractor, corrupted partner and subject); outputs are serde types written as JSON and CSV
 //! (schema in `docs/results.md`).
 
+pub mod engine;
 pub mod error;
 pub mod item;
 pub mod lens;
 pub mod metric;
+pub mod patch;
 pub mod prepare;
 pub mod results;
 pub mod rng;
@@ -15,4 +17,6 @@ pub use error::{ExperimentError, Result};
 pub use item::Item;
 pub use lens::{logit_lens, LensOptions, LensResult, LensRow, LensSource, TopToken};
 pub use metric::Metric;
+pub use patch::{activation_patching, Direction, PatchComponent, PatchOptions, PatchResult};
 pub use prepare::{prepare, prepare_all, Prepared};
+pub use results::{ItemSummary, SweepRow, SCHEMA_VERSION};

@@ -50,3 +50,135 @@ pub fn write_csv(path: &Path, header: &[&str], records: &[Vec<String>]) -> Resul
 pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
+
+/// One measured variant of an ablation or patching sweep.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepRow {
+    /// Item id (`"mean"` in a suite's `summary`).
+    pub item: String,
+    pub component: String,
+    pub layer: usize,
+    /// Patched / ablated position (`null`: all positions).
+    pub position: Option<usize>,
+    /// Head (`null`: not a per-head component).
+    pub head: Option<usize>,
+    /// Raw metric of the modified run.
+    pub value: f64,
+    /// See docs/results.md; `null` where undefined.
+    pub normalized: Option<f64>,
+    /// Items averaged (summary rows only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+}
+
+/// An item as run: its tokens and the metric of its unmodified runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ItemSummary {
+    pub id: String,
+    pub prompt: String,
+    pub tokens: Vec<String>,
+    pub target: String,
+    pub target_id: u32,
+    pub distractor: Option<String>,
+    pub distractor_id: Option<u32>,
+    pub corrupted_prompt: Option<String>,
+    pub corrupted_tokens: Option<Vec<String>>,
+    /// Metric of the clean run.
+    pub clean: f64,
+    /// Metric of the corrupted run (`null` without a corrupted prompt).
+    pub corrupted: Option<f64>,
+}
+
+impl ItemSummary {
+    pub fn new(p: &crate::prepare::Prepared, clean: f64, corrupted: Option<f64>) -> Self {
+        ItemSummary {
+            id: p.id.clone(),
+            prompt: p.prompt.clone(),
+            tokens: p.tokens.clone(),
+            target: p.target_text.clone(),
+            target_id: p.target,
+            distractor: p.distractor_text.clone(),
+            distractor_id: p.distractor,
+            corrupted_prompt: p.corrupted.clone(),
+            corrupted_tokens: p.corrupted_tokens.clone(),
+            clean,
+            corrupted,
+        }
+    }
+}
+
+/// Rows averaged over items, per (component, layer, position, head) present for ≥ 1 item.
+pub fn mean_rows(rows: &[SweepRow]) -> Vec<SweepRow> {
+    type Key = (String, usize, Option<usize>, Option<usize>);
+    let mut acc: std::collections::BTreeMap<Key, (f64, f64, usize, usize)> = Default::default();
+    for r in rows {
+        let e = acc
+            .entry((r.component.clone(), r.layer, r.position, r.head))
+            .or_default();
+        e.0 += r.value;
+        e.2 += 1;
+        if let Some(x) = r.normalized {
+            e.1 += x;
+            e.3 += 1;
+        }
+    }
+    acc.into_iter()
+        .map(|((component, layer, position, head), (v, nv, n, nn))| SweepRow {
+            item: "mean".into(),
+            component,
+            layer,
+            position,
+            head,
+            value: v / n as f64,
+            normalized: (nn == n).then(|| nv / nn as f64),
+            n: Some(n),
+        })
+        .collect()
+}
+
+pub const SWEEP_CSV_HEADER: &[&str] = &[
+    "item",
+    "component",
+    "layer",
+    "position",
+    "head",
+    "value",
+    "normalized",
+];
+
+pub fn sweep_csv_records(rows: &[SweepRow]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            vec![
+                r.item.clone(),
+                r.component.clone(),
+                r.layer.to_string(),
+                opt(r.position),
+                opt(r.head),
+                r.value.to_string(),
+                opt(r.normalized),
+            ]
+        })
+        .collect()
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
+}
+
+pub(crate) fn mean_clean(items: &[ItemSummary]) -> f64 {
+    mean(items.iter().map(|i| i.clean))
+}
+
+pub(crate) fn mean_corrupted(items: &[ItemSummary]) -> Option<f64> {
+    items
+        .iter()
+        .map(|i| i.corrupted)
+        .collect::<Option<Vec<f64>>>()
+        .map(|v| mean(v.into_iter()))
+}

@@ -1,0 +1,298 @@
+//! Runs many single-prompt variants ("jobs": a set of activation replacements) of one base run
+//! and measures a metric at the last position.
+//!
+//! Two exact paths:
+//! * **naive** — one full forward per job from the embeddings, the replacements applied by the
+//!   model crate's [`Intervention`]s (what TransformerLens does);
+//! * **fast** — the base run's residual stream entering every block is cached once; a job whose
+//!   earliest replacement is in block `l` restarts at block `l` from that cache (nothing before
+//!   `l` can differ), and up to `max_batch` jobs run as the rows of one batched forward, each
+//!   row patched at its own sites by a per-row hook. Only the last position is unembedded, and
+//!   a logit difference reads only two rows of the unembedding.
+
+use candle_core::{DType, IndexOp, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use strata_model::{
+    ActivationCache, Edit, Hook, HookPoint, HookSet, HookedDecoder, Intervention, TokenBatch,
+};
+
+use crate::error::{input, Result};
+use crate::metric::{metric_of_logits, metric_values, MetricSpec};
+
+/// One replacement: at `point`, take `value` (one row, `[1, ...]` shaped like the activation)
+/// at the chosen positions (all if `None`) and head (all if `None`).
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub point: HookPoint,
+    pub positions: Option<Vec<usize>>,
+    pub head: Option<usize>,
+    pub value: Tensor,
+}
+
+/// A variant of the base run: the replacements it makes.
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    pub patches: Vec<Patch>,
+}
+
+impl Job {
+    pub fn one(p: Patch) -> Self {
+        Job { patches: vec![p] }
+    }
+
+    fn start_layer(&self) -> Result<usize> {
+        let mut start = usize::MAX;
+        for p in &self.patches {
+            match p.point.layer() {
+                Some(l) => start = start.min(l),
+                None => {
+                    return input(format!(
+                        "the fast path patches block hook points only, not {}; use the naive path",
+                        p.point
+                    ))
+                }
+            }
+        }
+        Ok(if start == usize::MAX { 0 } else { start })
+    }
+}
+
+/// The run jobs modify: token ids and an optional addition to the token embeddings
+/// (`hook_embed`, `[1, p, d]`; causal tracing's noise).
+#[derive(Debug, Clone)]
+pub struct BaseRun {
+    pub ids: Vec<u32>,
+    pub embed_add: Option<Tensor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecMode {
+    /// One full forward per job.
+    Naive,
+    /// Restart at the patched block from cached residuals, `max_batch` jobs per forward.
+    Fast { max_batch: usize },
+}
+
+impl ExecMode {
+    pub fn new(exact_naive: bool, max_batch: usize) -> Self {
+        if exact_naive {
+            ExecMode::Naive
+        } else {
+            ExecMode::Fast {
+                max_batch: max_batch.max(1),
+            }
+        }
+    }
+}
+
+fn base_hooks(base: &BaseRun) -> HookSet {
+    let mut hs = HookSet::new();
+    if let Some(noise) = &base.embed_add {
+        hs = hs.with(Intervention::new(HookPoint::Embed, Edit::Add(noise.clone())));
+    }
+    hs
+}
+
+/// Full forward of the base run with a cache of `points`; returns the cache and the metric
+/// read from the last position of the final residual stream.
+pub fn cached_run(
+    dec: &HookedDecoder,
+    base: &BaseRun,
+    points: impl IntoIterator<Item = HookPoint>,
+) -> Result<(ActivationCache, Tensor)> {
+    let n = dec.config.n_layers;
+    let mut pts: Vec<HookPoint> = points.into_iter().collect();
+    pts.push(HookPoint::ResidPost(n - 1));
+    let mut hs = base_hooks(base).caching(ActivationCache::of(pts));
+    let batch = TokenBatch::single(base.ids.clone())?;
+    let ctx = dec.context(&batch)?;
+    let resid = dec.embed_tokens(&batch, &mut hs)?;
+    let resid = dec.run_blocks(0..n, resid, &ctx, &mut hs)?;
+    let last = resid.i((.., base.ids.len() - 1, ..))?;
+    Ok((hs.cache.take().expect("cache set"), last))
+}
+
+/// Per-row replacements of a batched forward: for each point, the values of every row and a
+/// 0/1 mask selecting what each row replaces.
+struct RowPatches {
+    by_point: HashMap<HookPoint, (Tensor, Tensor)>,
+}
+
+impl RowPatches {
+    fn new(jobs: &[&Job]) -> Result<Self> {
+        let mut points: BTreeMap<HookPoint, Vec<Option<&Patch>>> = BTreeMap::new();
+        for (r, job) in jobs.iter().enumerate() {
+            for p in &job.patches {
+                let rows = points.entry(p.point).or_insert_with(|| vec![None; jobs.len()]);
+                if rows[r].is_some() {
+                    return input(format!("a job patches {} twice", p.point));
+                }
+                rows[r] = Some(p);
+            }
+        }
+        let mut by_point = HashMap::new();
+        for (point, rows) in points {
+            let proto = rows.iter().flatten().next().expect("one patch").value.clone();
+            let zeros = proto.zeros_like()?;
+            let (mut values, mut masks) = (Vec::new(), Vec::new());
+            for row in &rows {
+                match row {
+                    Some(p) => {
+                        values.push(p.value.clone());
+                        masks.push(selection(point, p, proto.dims(), proto.device())?);
+                    }
+                    None => {
+                        values.push(zeros.clone());
+                        masks.push(Tensor::zeros(proto.dims(), DType::U8, proto.device())?);
+                    }
+                }
+            }
+            by_point.insert(point, (Tensor::cat(&values, 0)?, Tensor::cat(&masks, 0)?));
+        }
+        Ok(RowPatches { by_point })
+    }
+}
+
+/// u8 mask `[1, ...]` of one row: 1 at the patch's positions and head.
+fn selection(point: HookPoint, p: &Patch, dims: &[usize], device: &candle_core::Device) -> Result<Tensor> {
+    let axes = point.axes();
+    let mut strides = vec![1usize; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * dims[i + 1];
+    }
+    let total: usize = dims.iter().product();
+    let check = |what: &str, i: usize, axis: usize| -> Result<()> {
+        if i >= dims[axis] {
+            return input(format!("{point}: {what} {i} out of range ({})", dims[axis]));
+        }
+        Ok(())
+    };
+    if let Some(ps) = &p.positions {
+        for &q in ps {
+            check("position", q, axes.position)?;
+        }
+    }
+    let head_axis = match (p.head, axes.head) {
+        (Some(h), Some(ax)) => {
+            check("head", h, ax)?;
+            Some(ax)
+        }
+        (Some(_), None) => return input(format!("{point} has no head axis")),
+        _ => None,
+    };
+    let mask: Vec<u8> = (0..total)
+        .map(|f| {
+            let pos = (f / strides[axes.position]) % dims[axes.position];
+            let pos_ok = p.positions.as_ref().is_none_or(|ps| ps.contains(&pos));
+            let head_ok = head_axis.is_none_or(|ax| Some((f / strides[ax]) % dims[ax]) == p.head);
+            u8::from(pos_ok && head_ok)
+        })
+        .collect();
+    Ok(Tensor::from_vec(mask, dims, device)?)
+}
+
+impl Hook for RowPatches {
+    fn wants(&self, point: HookPoint) -> bool {
+        self.by_point.contains_key(&point)
+    }
+
+    fn visit(&mut self, point: HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
+        let (value, mask) = &self.by_point[&point];
+        Ok(mask.where_cond(value, &act)?)
+    }
+}
+
+/// Metric of every job (same order as `jobs`). `on_done(k)` is called after each `k` jobs finish.
+pub fn run_jobs(
+    dec: &HookedDecoder,
+    base: &BaseRun,
+    jobs: &[Job],
+    spec: &MetricSpec,
+    mode: ExecMode,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<Vec<f64>> {
+    match mode {
+        ExecMode::Naive => run_naive(dec, base, jobs, spec, on_done),
+        ExecMode::Fast { max_batch } => run_fast(dec, base, jobs, spec, max_batch, on_done),
+    }
+}
+
+fn run_naive(
+    dec: &HookedDecoder,
+    base: &BaseRun,
+    jobs: &[Job],
+    spec: &MetricSpec,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<Vec<f64>> {
+    let batch = TokenBatch::single(base.ids.clone())?;
+    let last = base.ids.len() - 1;
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut hs = base_hooks(base);
+        for p in &job.patches {
+            let mut iv = Intervention::new(p.point, Edit::Set(p.value.clone()));
+            if let Some(ps) = &p.positions {
+                iv = iv.at_positions(ps.clone());
+            }
+            if let Some(h) = p.head {
+                iv = iv.at_heads(vec![h]);
+            }
+            hs = hs.with(iv);
+        }
+        let logits = dec.forward(&batch, &mut hs)?;
+        let row = logits.i((0, last))?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        out.push(metric_of_logits(&row, spec)?);
+        on_done(1);
+    }
+    Ok(out)
+}
+
+fn run_fast(
+    dec: &HookedDecoder,
+    base: &BaseRun,
+    jobs: &[Job],
+    spec: &MetricSpec,
+    max_batch: usize,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<Vec<f64>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = dec.config.n_layers;
+    let (cache, _) = cached_run(dec, base, (0..n).map(HookPoint::ResidPre))?;
+    let mut order: Vec<(usize, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| Ok((j.start_layer()?, i)))
+        .collect::<Result<_>>()?;
+    order.sort();
+    let last = base.ids.len() - 1;
+    let mut contexts: HashMap<usize, strata_model::ForwardContext> = HashMap::new();
+    let mut out = vec![0f64; jobs.len()];
+    for chunk in order.chunks(max_batch) {
+        let start = chunk[0].0;
+        let rows = chunk.len();
+        let ctx = match contexts.entry(rows) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let ids = vec![base.ids.clone(); rows];
+                let batch = TokenBatch::padded(&ids, strata_model::Padding::Right, 0)?;
+                e.insert(dec.context(&batch)?)
+            }
+        };
+        let chunk_jobs: Vec<&Job> = chunk.iter().map(|&(_, i)| &jobs[i]).collect();
+        let mut hook = RowPatches::new(&chunk_jobs)?;
+        let resid0 = cache.get(HookPoint::ResidPre(start))?;
+        let resid0 = resid0
+            .broadcast_as((rows, resid0.dim(1)?, resid0.dim(2)?))?
+            .contiguous()?;
+        let resid = dec.run_blocks(start..n, resid0, ctx, &mut hook)?;
+        let resid_last = resid.i((.., last, ..))?.contiguous()?;
+        let values = metric_values(dec, &resid_last, spec)?;
+        for (&(_, i), v) in chunk.iter().zip(values) {
+            out[i] = v;
+        }
+        on_done(rows);
+    }
+    Ok(out)
+}

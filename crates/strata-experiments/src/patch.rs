@@ -1,0 +1,306 @@
+//! Activation patching between clean and corrupted prompts of equal token length.
+//!
+//! * **denoising** (default): run the corrupted prompt, patch in the clean activation;
+//! * **noising**: run the clean prompt, patch in the corrupted activation.
+//!
+//! `normalized = (patched − corrupted) / (clean − corrupted)` with `clean` / `corrupted` the
+//! metric of the unpatched clean / corrupted runs (1 = patch restores the clean behaviour under
+//! denoising; 0 = no effect).
+
+use serde::{Deserialize, Serialize};
+use strata_model::{HookPoint, Model};
+
+use crate::engine::{cached_run, run_jobs, BaseRun, ExecMode, Job, Patch};
+use crate::error::{input, Result};
+use crate::item::Item;
+use crate::metric::{metric_values, normalize, Metric, MetricSpec};
+use crate::prepare::{prepare_all, Prepared};
+use crate::results::{mean_clean, mean_corrupted, mean_rows, ItemSummary, SweepRow, SCHEMA_VERSION};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchComponent {
+    ResidPre,
+    ResidMid,
+    ResidPost,
+    AttnOut,
+    MlpOut,
+    /// Per-head attention output (`attn.hook_z`), one head at a time.
+    Z,
+}
+
+impl PatchComponent {
+    pub const ALL: [PatchComponent; 6] = [
+        PatchComponent::ResidPre,
+        PatchComponent::ResidMid,
+        PatchComponent::ResidPost,
+        PatchComponent::AttnOut,
+        PatchComponent::MlpOut,
+        PatchComponent::Z,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PatchComponent::ResidPre => "resid_pre",
+            PatchComponent::ResidMid => "resid_mid",
+            PatchComponent::ResidPost => "resid_post",
+            PatchComponent::AttnOut => "attn_out",
+            PatchComponent::MlpOut => "mlp_out",
+            PatchComponent::Z => "z",
+        }
+    }
+
+    pub fn point(self, layer: usize) -> HookPoint {
+        match self {
+            PatchComponent::ResidPre => HookPoint::ResidPre(layer),
+            PatchComponent::ResidMid => HookPoint::ResidMid(layer),
+            PatchComponent::ResidPost => HookPoint::ResidPost(layer),
+            PatchComponent::AttnOut => HookPoint::AttnOut(layer),
+            PatchComponent::MlpOut => HookPoint::MlpOut(layer),
+            PatchComponent::Z => HookPoint::Z(layer),
+        }
+    }
+}
+
+impl std::str::FromStr for PatchComponent {
+    type Err = crate::error::ExperimentError;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.replace('-', "_");
+        PatchComponent::ALL
+            .into_iter()
+            .find(|c| c.name() == s || (s == "head" || s == "heads") && *c == PatchComponent::Z)
+            .map_or_else(
+                || {
+                    input(format!(
+                        "unknown patching component '{s}'; use resid_pre, resid_mid, resid_post, attn_out, mlp_out or z"
+                    ))
+                },
+                Ok,
+            )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Corrupted run, clean activations patched in.
+    #[default]
+    Denoising,
+    /// Clean run, corrupted activations patched in.
+    Noising,
+}
+
+impl std::str::FromStr for Direction {
+    type Err = crate::error::ExperimentError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "denoising" | "denoise" => Ok(Direction::Denoising),
+            "noising" | "noise" => Ok(Direction::Noising),
+            _ => input(format!("unknown direction '{s}'; use denoising or noising")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PatchOptions {
+    pub components: Vec<PatchComponent>,
+    /// One patch per position (`true`) or all positions at once.
+    pub per_position: bool,
+    pub direction: Direction,
+    pub metric: Metric,
+    /// Blocks to sweep (all if `None`).
+    pub layers: Option<Vec<usize>>,
+    /// One full forward per patch instead of restart + batching.
+    pub exact_naive: bool,
+    /// Patched runs per batched forward (fast path).
+    pub max_batch: usize,
+}
+
+impl Default for PatchOptions {
+    fn default() -> Self {
+        PatchOptions {
+            components: vec![PatchComponent::ResidPre],
+            per_position: true,
+            direction: Direction::Denoising,
+            metric: Metric::LogitDiff,
+            layers: None,
+            exact_naive: false,
+            max_batch: 32,
+        }
+    }
+}
+
+/// `patch.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchResult {
+    pub schema_version: u32,
+    pub experiment: String,
+    pub model: String,
+    pub metric: Metric,
+    pub direction: Direction,
+    pub components: Vec<PatchComponent>,
+    pub per_position: bool,
+    /// Metric of the unpatched clean run (mean over items).
+    pub clean: f64,
+    /// Metric of the unpatched corrupted run (mean over items).
+    pub corrupted: f64,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub items: Vec<ItemSummary>,
+    pub rows: Vec<SweepRow>,
+    /// Rows averaged over items (several items only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<SweepRow>,
+}
+
+/// Number of patched runs a sweep makes (for progress bars).
+pub fn count_runs(model: &Model, items: &[Prepared], opts: &PatchOptions) -> usize {
+    let layers = opts.layers.as_ref().map_or(model.config.n_layers, Vec::len);
+    items
+        .iter()
+        .map(|it| {
+            let per_pos = if opts.per_position { it.len() } else { 1 };
+            opts.components
+                .iter()
+                .map(|c| {
+                    let heads = if *c == PatchComponent::Z {
+                        model.config.n_heads
+                    } else {
+                        1
+                    };
+                    layers * per_pos * heads
+                })
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+pub fn activation_patching(
+    model: &Model,
+    items: &[Item],
+    opts: &PatchOptions,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<PatchResult> {
+    let prepared = prepare_all(model, items)?;
+    activation_patching_prepared(model, &prepared, opts, on_done)
+}
+
+pub fn activation_patching_prepared(
+    model: &Model,
+    items: &[Prepared],
+    opts: &PatchOptions,
+    on_done: &mut dyn FnMut(usize),
+) -> Result<PatchResult> {
+    let dec = &model.decoder;
+    let (n_layers, n_heads) = (model.config.n_layers, model.config.n_heads);
+    let layers: Vec<usize> = opts.layers.clone().unwrap_or_else(|| (0..n_layers).collect());
+    if let Some(&l) = layers.iter().find(|&&l| l >= n_layers) {
+        return input(format!("layer {l} out of range: the model has {n_layers} blocks"));
+    }
+    if opts.components.is_empty() {
+        return input("no patching component given");
+    }
+    let mode = ExecMode::new(opts.exact_naive, opts.max_batch);
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    for item in items {
+        let corrupted_ids = item.require_corrupted()?.to_vec();
+        if opts.metric == Metric::LogitDiff {
+            item.require_distractor()?;
+        }
+        let points: Vec<HookPoint> = opts
+            .components
+            .iter()
+            .flat_map(|c| layers.iter().map(move |&l| c.point(l)))
+            .collect();
+        let clean_run = BaseRun {
+            ids: item.ids.clone(),
+            embed_add: None,
+        };
+        let corrupt_run = BaseRun {
+            ids: corrupted_ids,
+            embed_add: None,
+        };
+        let (clean_cache, clean_last) = cached_run(dec, &clean_run, points.clone())?;
+        let (corrupt_cache, corrupt_last) = cached_run(dec, &corrupt_run, points.clone())?;
+        let mut spec = MetricSpec {
+            metric: opts.metric,
+            target: item.target,
+            distractor: item.distractor,
+            clean_logprobs: None,
+        };
+        if opts.metric == Metric::Kl {
+            let row = crate::metric::full_logits(dec, &clean_last)?;
+            spec.clean_logprobs = Some(crate::metric::log_softmax(&row[0]));
+        }
+        let clean = metric_values(dec, &clean_last, &spec)?[0];
+        let corrupted = metric_values(dec, &corrupt_last, &spec)?[0];
+        let (base, source) = match opts.direction {
+            Direction::Denoising => (&corrupt_run, &clean_cache),
+            Direction::Noising => (&clean_run, &corrupt_cache),
+        };
+        let mut jobs = Vec::new();
+        let mut keys = Vec::new();
+        let positions: Vec<Option<usize>> = if opts.per_position {
+            (0..item.len()).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for &c in &opts.components {
+            let heads: Vec<Option<usize>> = if c == PatchComponent::Z {
+                (0..n_heads).map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for &l in &layers {
+                let value = source.get(c.point(l))?.clone();
+                for &h in &heads {
+                    for &p in &positions {
+                        jobs.push(Job::one(Patch {
+                            point: c.point(l),
+                            positions: p.map(|p| vec![p]),
+                            head: h,
+                            value: value.clone(),
+                        }));
+                        keys.push((c, l, p, h));
+                    }
+                }
+            }
+        }
+        let values = run_jobs(dec, base, &jobs, &spec, mode, on_done)?;
+        for ((c, l, p, h), v) in keys.into_iter().zip(values) {
+            rows.push(SweepRow {
+                item: item.id.clone(),
+                component: c.name().into(),
+                layer: l,
+                position: p,
+                head: h,
+                value: v,
+                normalized: normalize(v, clean, corrupted),
+                n: None,
+            });
+        }
+        summaries.push(ItemSummary::new(item, clean, Some(corrupted)));
+    }
+    let summary = if items.len() > 1 {
+        mean_rows(&rows)
+    } else {
+        Vec::new()
+    };
+    Ok(PatchResult {
+        schema_version: SCHEMA_VERSION,
+        experiment: "patch".into(),
+        model: model.name.clone(),
+        metric: opts.metric,
+        direction: opts.direction,
+        components: opts.components.clone(),
+        per_position: opts.per_position,
+        clean: mean_clean(&summaries),
+        corrupted: mean_corrupted(&summaries).unwrap_or(f64::NAN),
+        n_layers,
+        n_heads,
+        items: summaries,
+        rows,
+        summary,
+    })
+}
