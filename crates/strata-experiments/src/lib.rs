@@ -3,6 +3,7 @@
 //! distractor, corrupted partner and subject); outputs are serde types written as JSON and CSV
 //! (schema in `docs/results.md`).
 
+pub mod ablate;
 pub mod engine;
 pub mod error;
 pub mod item;
@@ -13,6 +14,7 @@ pub mod prepare;
 pub mod results;
 pub mod rng;
 
+pub use ablate::{ablate, AblateComponent, AblateOptions, AblateResult, AblationKind};
 pub use error::{ExperimentError, Result};
 pub use item::Item;
 pub use lens::{logit_lens, LensOptions, LensResult, LensRow, LensSource, TopToken};
