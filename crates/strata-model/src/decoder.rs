@@ -151,6 +151,7 @@ impl RopeTable {
 
 /// Per-forward values shared by all blocks: rotary tables and attention masks.
 pub struct ForwardContext {
+    batch_size: usize,
     cos_sin: Vec<(Tensor, Tensor)>,
     masks: HashMap<Option<usize>, Tensor>,
 }
@@ -497,7 +498,11 @@ impl HookedDecoder {
                 e.insert(batch.attention_bias(b.window, &self.device)?);
             }
         }
-        Ok(ForwardContext { cos_sin, masks })
+        Ok(ForwardContext {
+            batch_size: batch.len(),
+            cos_sin,
+            masks,
+        })
     }
 
     fn check_batch(&self, batch: &TokenBatch) -> Result<()> {
@@ -553,10 +558,96 @@ impl HookedDecoder {
         ctx: &ForwardContext,
         hook: &mut dyn Hook,
     ) -> Result<Tensor> {
+        let mut span = Span::full();
         for l in layers {
-            resid = self.block_forward(l, resid, ctx, hook)?;
+            resid = self.block_forward(l, resid, ctx, hook, &mut span)?;
         }
         Ok(resid)
+    }
+
+    /// A full forward of a batch that also returns every block's keys (after rotary) and values,
+    /// so that runs differing only from some position on can be resumed with [`Self::run_suffix`].
+    pub fn forward_with_kv(
+        &self,
+        batch: &TokenBatch,
+        hook: &mut dyn Hook,
+    ) -> Result<(Tensor, KvCache, ForwardContext)> {
+        let ctx = self.context(batch)?;
+        let mut resid = self.embed_tokens(batch, hook)?;
+        let mut layers = Vec::with_capacity(self.config.n_layers);
+        let mut span = Span {
+            start: 0,
+            prefix: None,
+            record: Some(&mut layers),
+        };
+        for l in 0..self.config.n_layers {
+            resid = self.block_forward(l, resid, &ctx, hook, &mut span)?;
+        }
+        let logits = self.unembed_residual(&resid, hook)?;
+        Ok((logits, KvCache { layers }, ctx))
+    }
+
+    /// Runs blocks on positions `start..` only, for `rows` variants of the prompt of `ctx` (a
+    /// single prompt) whose residual streams equal the cached run before `start`.
+    ///
+    /// Under causal attention positions before `start` are unchanged by anything done at or
+    /// after it, so their cached keys and values serve every row. `resid` is
+    /// `[rows, len - start, d]`; hooks see tensors of those positions only.
+    pub fn run_suffix(
+        &self,
+        layers: std::ops::Range<usize>,
+        resid: Tensor,
+        start: usize,
+        kv: &KvCache,
+        ctx: &ForwardContext,
+        hook: &mut dyn Hook,
+    ) -> Result<Tensor> {
+        if ctx.batch_size != 1 {
+            return Err(ModelError::Input(
+                "run_suffix needs the context of a single prompt".into(),
+            ));
+        }
+        let mut span = Span {
+            start,
+            prefix: Some(kv),
+            record: None,
+        };
+        let mut resid = resid;
+        for l in layers {
+            resid = self.block_forward(l, resid, ctx, hook, &mut span)?;
+        }
+        Ok(resid)
+    }
+
+    /// The MLP half of block `l`: `hook_resid_post` from `hook_resid_mid` (any positions).
+    pub fn mlp_half(&self, l: usize, resid_mid: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
+        let mlp_out = self.mlp(l, resid_mid, hook)?;
+        visit(hook, HookPoint::ResidPost(l), (resid_mid + mlp_out)?)
+    }
+
+    /// What attention of block `l` adds to the residual, from per-head outputs `[.., h, e]`
+    /// (output projection, and the post-attention norm where the family has one).
+    pub fn attn_out_from_z(&self, l: usize, z: &Tensor) -> Result<Tensor> {
+        let blk = &self.blocks[l];
+        let z = z.flatten_from(D::Minus2)?;
+        let out = blk.out.forward(&z)?;
+        match &blk.post_attn_norm {
+            Some(n) => n.forward(&out),
+            None => Ok(out),
+        }
+    }
+
+    /// Logits of a few tokens only: final norm, the unembedding rows of `tokens`, soft-capping.
+    /// `resid` is `[.., d]`; the result is `[.., tokens.len()]`.
+    pub fn logits_of(&self, resid: &Tensor, tokens: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(tokens, &self.device)?;
+        let rows = self.unembed.index_select(&ids, 0)?;
+        let logits = Linear {
+            weight: rows,
+            bias: None,
+        }
+        .forward(&self.ln_final.forward(resid)?)?;
+        softcap(&logits, self.config.final_softcap)
     }
 
     /// Final norm, unembedding and soft-capping.
@@ -590,15 +681,28 @@ impl HookedDecoder {
         x: Tensor,
         ctx: &ForwardContext,
         hook: &mut dyn Hook,
+        span: &mut Span,
+    ) -> Result<Tensor> {
+        let x = visit(hook, HookPoint::ResidPre(l), x)?;
+        let attn_out = self.attention(l, &x, ctx, hook, span)?;
+        let x = visit(hook, HookPoint::ResidMid(l), (x + attn_out)?)?;
+        self.mlp_half(l, &x, hook)
+    }
+
+    /// Attention of block `l` for the positions of `span` (all positions in a plain forward).
+    fn attention(
+        &self,
+        l: usize,
+        x: &Tensor,
+        ctx: &ForwardContext,
+        hook: &mut dyn Hook,
+        span: &mut Span,
     ) -> Result<Tensor> {
         let blk = &self.blocks[l];
         let c = &self.config;
         let (b, p, _) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
-        let x = visit(hook, HookPoint::ResidPre(l), x)?;
-
-        // Attention.
-        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(&x)?)?;
+        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x)?)?;
         let qkv = blk.qkv.forward(&normed)?;
         let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
         let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
@@ -613,42 +717,54 @@ impl HookedDecoder {
 
         let mut q = q.transpose(1, 2)?.contiguous()?; // [b, h, p, e]
         let mut k = k.transpose(1, 2)?.contiguous()?; // [b, g, p, e]
-        let v = v.transpose(1, 2)?.contiguous()?;
+        let mut v = v.transpose(1, 2)?.contiguous()?;
         if let Some(table) = self.rope_tables.get(blk.rope_table) {
-            let (cos, sin) = &ctx.cos_sin[blk.rope_table];
-            q = apply_rope(&q, cos, sin, table.rotary_dim)?;
-            k = apply_rope(&k, cos, sin, table.rotary_dim)?;
+            let (cos, sin) = span.rows_of(&ctx.cos_sin[blk.rope_table], p)?;
+            q = apply_rope(&q, &cos, &sin, table.rotary_dim)?;
+            k = apply_rope(&k, &cos, &sin, table.rotary_dim)?;
         }
+        if let Some(record) = span.record.as_deref_mut() {
+            record.push((k.clone(), v.clone()));
+        }
+        if let Some(cache) = span.prefix.filter(|_| span.start > 0) {
+            let (pk, pv) = &cache.layers[l];
+            let prefix = |t: &Tensor| -> Result<Tensor> {
+                Ok(t.narrow(2, 0, span.start)?.broadcast_as((b, g, span.start, e))?)
+            };
+            k = Tensor::cat(&[&prefix(pk)?, &k], 2)?.contiguous()?;
+            v = Tensor::cat(&[&prefix(pv)?, &v], 2)?.contiguous()?;
+        }
+        let n_keys = k.dim(2)?;
         // Grouped-query attention without copying keys: queries of one kv group side by side.
         let r = h / g;
         let scores = q
             .reshape((b, g, r * p, e))?
             .matmul(&k.t()?)?
-            .reshape((b, h, p, p))?;
+            .reshape((b, h, p, n_keys))?;
         let scores = softcap(&(scores * c.attn_scale)?, c.attn_softcap)?;
-        let mask = &ctx.masks[&blk.window];
+        let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
         let scores = scores
             .to_dtype(DType::F32)?
-            .broadcast_add(mask)?
+            .broadcast_add(&mask)?
             .to_dtype(self.dtype)?;
         let scores = visit(hook, HookPoint::AttnScores(l), scores)?;
         let pattern =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(self.dtype)?;
         let pattern = visit(hook, HookPoint::Pattern(l), pattern)?;
         let z = pattern
-            .reshape((b, g, r * p, p))?
+            .reshape((b, g, r * p, n_keys))?
             .matmul(&v)?
             .reshape((b, h, p, e))?;
         let z = visit(hook, HookPoint::Z(l), z.transpose(1, 2)?)?; // [b, p, h, e]
-        let mut attn_out = blk.out.forward(&z.reshape((b, p, h * e))?)?;
-        if let Some(n) = &blk.post_attn_norm {
-            attn_out = n.forward(&attn_out)?;
-        }
-        let attn_out = visit(hook, HookPoint::AttnOut(l), attn_out)?;
-        let x = visit(hook, HookPoint::ResidMid(l), (x + attn_out)?)?;
+        let attn_out = self.attn_out_from_z(l, &z)?;
+        visit(hook, HookPoint::AttnOut(l), attn_out)
+    }
 
-        // MLP.
-        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(&x)?)?;
+    /// The MLP of block `l` on the residual stream after attention: `hook_mlp_out`.
+    fn mlp(&self, l: usize, x: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
+        let blk = &self.blocks[l];
+        let c = &self.config;
+        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x)?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
         let post = if c.gated_mlp {
             let m = c.d_mlp;
@@ -664,8 +780,39 @@ impl HookedDecoder {
         if let Some(n) = &blk.post_mlp_norm {
             mlp_out = n.forward(&mlp_out)?;
         }
-        let mlp_out = visit(hook, HookPoint::MlpOut(l), mlp_out)?;
-        visit(hook, HookPoint::ResidPost(l), (x + mlp_out)?)
+        visit(hook, HookPoint::MlpOut(l), mlp_out)
+    }
+}
+
+/// Keys (after rotary) and values of every block of one run, `[b, g, len, e]` each.
+pub struct KvCache {
+    pub layers: Vec<(Tensor, Tensor)>,
+}
+
+/// Which positions a block computes: all (`start` 0), or a suffix over cached keys/values.
+struct Span<'a> {
+    start: usize,
+    prefix: Option<&'a KvCache>,
+    record: Option<&'a mut Vec<(Tensor, Tensor)>>,
+}
+
+impl Span<'_> {
+    fn full() -> Self {
+        Span {
+            start: 0,
+            prefix: None,
+            record: None,
+        }
+    }
+
+    /// cos/sin rows of this span's `len` positions; suffixes of a single prompt broadcast over rows.
+    fn rows_of(&self, cos_sin: &(Tensor, Tensor), len: usize) -> Result<(Tensor, Tensor)> {
+        if self.prefix.is_none() {
+            return Ok(cos_sin.clone());
+        }
+        let rows =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.squeeze(0)?.narrow(0, self.start, len)?.contiguous()?) };
+        Ok((rows(&cos_sin.0)?, rows(&cos_sin.1)?))
     }
 }
 

@@ -15,7 +15,7 @@ pub mod tokenizer_gguf;
 
 pub use batch::{Padding, TokenBatch};
 pub use config::{Family, ModelConfig};
-pub use decoder::{ForwardContext, HookedDecoder, RunOptions};
+pub use decoder::{ForwardContext, HookedDecoder, KvCache, RunOptions};
 pub use error::{ModelError, Result};
 pub use hooks::{ActivationCache, Edit, Hook, HookPoint, HookSet, Intervention, NoHooks};
 pub use load::{parse_device, parse_dtype, LoadOptions, Model};
