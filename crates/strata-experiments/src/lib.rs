@@ -13,6 +13,7 @@ pub mod patch;
 pub mod prepare;
 pub mod results;
 pub mod rng;
+pub mod trace;
 
 pub use ablate::{ablate, AblateComponent, AblateOptions, AblateResult, AblationKind};
 pub use error::{ExperimentError, Result};
@@ -22,3 +23,4 @@ pub use metric::Metric;
 pub use patch::{activation_patching, Direction, PatchComponent, PatchOptions, PatchResult};
 pub use prepare::{prepare, prepare_all, Prepared};
 pub use results::{ItemSummary, SweepRow, SCHEMA_VERSION};
+pub use trace::{causal_trace, NoiseLevel, TraceKind, TraceOptions, TraceResult, TraceRow};
