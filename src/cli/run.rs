@@ -3,7 +3,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use strata_model::{ActivationCache, HookPoint, TokenBatch};
+use strata_model::hooks::first_non_finite;
+use strata_model::{ActivationCache, HookPoint, HookSet, TokenBatch};
 
 use super::common::{prompt_ids, write_atomic, ModelArgs};
 
@@ -34,7 +35,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let all = HookPoint::all(c.n_layers, c.positional_scheme() == "learned");
     let mut selected = Vec::new();
     for pattern in &args.hooks {
-        let matched: Vec<HookPoint> = all.iter().copied().filter(|p| wildcard(pattern, &p.to_string())).collect();
+        let matched: Vec<HookPoint> = all
+            .iter()
+            .copied()
+            .filter(|p| wildcard(pattern, &p.to_string()))
+            .collect();
         if matched.is_empty() {
             // An exact name that does not exist gets the closest suggestions.
             HookPoint::parse_for(pattern, c.n_layers, c.positional_scheme() == "learned")?;
@@ -44,8 +49,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     let batch = TokenBatch::single(ids.clone())?;
     let mut cache = ActivationCache::of(selected);
     let logits = model.decoder.forward(&batch, &mut cache)?;
+    if first_non_finite(HookPoint::Logits, &logits)?.is_some() {
+        // Run again, checking every activation, to name where the NaN/Inf first appears.
+        model
+            .decoder
+            .forward(&batch, &mut HookSet::new().checking_finite())?;
+    }
 
-    let last = logits.get(0)?.get(ids.len() - 1)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    let last = logits
+        .get(0)?
+        .get(ids.len() - 1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
     let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let total: f32 = last.iter().map(|x| (x - max).exp()).sum();
     let probs: Vec<f32> = last.iter().map(|x| (x - max).exp() / total).collect();
@@ -53,14 +68,20 @@ pub fn run(args: RunArgs) -> Result<()> {
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
     println!("{} tokens; top next tokens:", ids.len());
     for &i in order.iter().take(args.top) {
-        let tok = model.tokenizer.as_ref().map_or(format!("<{i}>"), |t| t.token(i as u32));
+        let tok = model
+            .tokenizer
+            .as_ref()
+            .map_or(format!("<{i}>"), |t| t.token(i as u32));
         println!("  {i:>7} {:>8.4} {tok:?}", probs[i]);
     }
     if let Some(path) = &args.save {
         let mut tensors = HashMap::new();
         tensors.insert("logits".to_string(), logits.to_dtype(candle_core::DType::F32)?);
         let n = ids.len();
-        tensors.insert("input_ids".to_string(), candle_core::Tensor::from_vec(ids, (1, n), &candle_core::Device::Cpu)?);
+        tensors.insert(
+            "input_ids".to_string(),
+            candle_core::Tensor::from_vec(ids, (1, n), &candle_core::Device::Cpu)?,
+        );
         for (point, act) in cache.activations {
             tensors.insert(point.to_string(), act.to_dtype(candle_core::DType::F32)?);
         }

@@ -514,14 +514,20 @@ impl HookedDecoder {
                 )));
             }
         }
-        if let Positions::Learned { n_ctx } = self.config.positions {
-            let longest = batch.positions.iter().flatten().max().copied().unwrap_or(0) as usize;
-            if longest >= n_ctx {
-                return Err(ModelError::Input(format!(
-                    "prompt of {} tokens exceeds the context length {n_ctx}",
-                    longest + 1
-                )));
-            }
+        let context = match self.config.positions {
+            Positions::Learned { n_ctx } => n_ctx,
+            Positions::Rotary { .. } => self.config.max_position_embeddings,
+        };
+        let longest = batch
+            .positions
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&p| p as usize + 1);
+        if longest > context {
+            return Err(ModelError::Input(format!(
+                "prompt of {longest} tokens exceeds the model's context length of {context} tokens; shorten it"
+            )));
         }
         Ok(())
     }

@@ -20,6 +20,16 @@ pub enum ModelError {
     #[error("{0}")]
     Input(String),
 
+    #[error(
+        "non-finite value (NaN or Inf) first appears at hook point {point} (flat index {index} of shape {shape:?}); \
+         f16 overflows easily: try --dtype bf16 or f32"
+    )]
+    NonFinite {
+        point: String,
+        index: usize,
+        shape: Vec<usize>,
+    },
+
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
 }

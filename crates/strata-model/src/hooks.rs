@@ -4,7 +4,7 @@
 //! the edges (CLI, saved files). The decoder offers every activation to a [`Hook`], which may
 //! record it or return a replacement.
 
-use candle_core::{DType, IndexOp, Tensor};
+use candle_core::{DType, Tensor};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -350,6 +350,8 @@ impl Intervention {
 pub struct HookSet {
     pub cache: Option<ActivationCache>,
     pub interventions: Vec<Intervention>,
+    /// Fail at the first hook point whose activation holds NaN or ±Inf.
+    pub check_finite: bool,
 }
 
 impl HookSet {
@@ -357,7 +359,14 @@ impl HookSet {
         HookSet {
             cache: None,
             interventions: Vec::new(),
+            check_finite: false,
         }
+    }
+
+    /// Stop with an error naming the first hook point where NaN or Inf appears.
+    pub fn checking_finite(mut self) -> Self {
+        self.check_finite = true;
+        self
     }
 
     pub fn caching(mut self, cache: ActivationCache) -> Self {
@@ -379,7 +388,8 @@ impl Default for HookSet {
 
 impl Hook for HookSet {
     fn wants(&self, point: HookPoint) -> bool {
-        self.interventions.iter().any(|i| i.point == point)
+        self.check_finite
+            || self.interventions.iter().any(|i| i.point == point)
             || self.cache.as_ref().is_some_and(|c| c.wants(point))
     }
 
@@ -388,6 +398,15 @@ impl Hook for HookSet {
         for i in self.interventions.iter().filter(|i| i.point == point) {
             act = i.apply(&act)?;
         }
+        if self.check_finite {
+            if let Some(index) = first_non_finite(point, &act)? {
+                return Err(ModelError::NonFinite {
+                    point: point.to_string(),
+                    index,
+                    shape: act.dims().to_vec(),
+                });
+            }
+        }
         if let Some(cache) = self.cache.as_mut().filter(|c| c.wants(point)) {
             cache.visit(point, act.clone())?;
         }
@@ -395,18 +414,13 @@ impl Hook for HookSet {
     }
 }
 
-/// Checks that an activation holds only finite numbers (used to report where NaN/Inf appear).
-pub fn first_non_finite(act: &Tensor) -> Result<Option<usize>> {
-    let flat = act.flatten_all()?.to_dtype(DType::F32)?;
-    let values = flat.to_vec1::<f32>()?;
+/// Flat index of the first NaN/Inf of an activation (masked attention scores are -inf by design).
+pub fn first_non_finite(point: HookPoint, act: &Tensor) -> Result<Option<usize>> {
+    let values = act.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let masked_ok = matches!(point, HookPoint::AttnScores(_));
     Ok(values
         .iter()
-        .position(|v| !v.is_finite() && *v != f32::NEG_INFINITY))
-}
-
-/// Row `b` of a batched activation (keeps the batch axis).
-pub fn batch_row(act: &Tensor, b: usize) -> Result<Tensor> {
-    Ok(act.i(b..b + 1)?)
+        .position(|v| !(v.is_finite() || masked_ok && *v == f32::NEG_INFINITY)))
 }
 
 #[cfg(test)]
