@@ -7,7 +7,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use strata_model::{LoadOptions, Model, NoHooks, TokenBatch};
 
 fn smollm2() -> Model {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    );
     Model::load(path, &LoadOptions::default()).expect("run scripts/fetch-models.sh first")
 }
 
@@ -21,7 +24,9 @@ fn forward(c: &mut Criterion) {
     // One large matmul of the logit lens' shape: 31 layers x 16 positions against the vocabulary.
     let x = Tensor::randn(0f32, 1.0, (31 * 16, 576), &Device::Cpu).unwrap();
     let w = model.decoder.unembedding().clone();
-    c.bench_function("unembed_496x576_by_49152", |b| b.iter(|| x.matmul(&w.t().unwrap()).unwrap()));
+    c.bench_function("unembed_496x576_by_49152", |b| {
+        b.iter(|| x.matmul(&w.t().unwrap()).unwrap())
+    });
 }
 
 criterion_group! {

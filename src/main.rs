@@ -4,7 +4,11 @@ mod cli;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Mechanistic interpretability on open-weight LLMs")]
+#[command(
+    name = "strata",
+    version,
+    about = "Mechanistic interpretability on open-weight LLMs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

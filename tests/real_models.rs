@@ -18,7 +18,12 @@ const LOGIT_TOLERANCE: f32 = 1e-3;
 const RESID_RELATIVE_TOLERANCE: f32 = 1e-4;
 
 fn ids_of(t: &Tensor) -> Vec<u32> {
-    t.flatten_all().unwrap().to_dtype(DType::U32).unwrap().to_vec1::<u32>().unwrap()
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::U32)
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap()
 }
 
 fn check(file: &str, reference_dir: &str, n_prompts: usize) {
@@ -28,39 +33,73 @@ fn check(file: &str, reference_dir: &str, n_prompts: usize) {
         candle_core::safetensors::load(dir.join("reference.safetensors"), &candle_core::Device::Cpu).unwrap();
     let fixed = ids_of(&refs["fixed_ids"]);
     let n = model.config.n_layers;
-    println!("| {file} | prompt | max abs err logits (last pos) | fixed-id logits | worst resid_post rel err |");
+    println!(
+        "| {file} | prompt | max abs err logits (last pos) | fixed-id logits | worst resid_post rel err |"
+    );
     for i in 0..n_prompts {
         let p = |name: &str| &refs[&format!("p{i}.{name}")];
         let ids = ids_of(p("input_ids"));
-        assert_eq!(model.tokenizer().unwrap().encode(&prompt_text(&dir, i)).unwrap(), ids, "{file}: prompt {i} ids");
-        let mut cache = ActivationCache::new(|p| matches!(p, HookPoint::ResidPost(_) | HookPoint::Embed | HookPoint::LnFinal));
-        let logits = model.decoder.forward(&TokenBatch::single(ids.clone()).unwrap(), &mut cache).unwrap().i(0).unwrap();
+        assert_eq!(
+            model.tokenizer().unwrap().encode(&prompt_text(&dir, i)).unwrap(),
+            ids,
+            "{file}: prompt {i} ids"
+        );
+        let mut cache = ActivationCache::new(|p| {
+            matches!(p, HookPoint::ResidPost(_) | HookPoint::Embed | HookPoint::LnFinal)
+        });
+        let logits = model
+            .decoder
+            .forward(&TokenBatch::single(ids.clone()).unwrap(), &mut cache)
+            .unwrap()
+            .i(0)
+            .unwrap();
         let t = ids.len();
         let last_err = max_abs_diff(&logits.i(t - 1).unwrap(), p("logits_last"));
-        assert!(last_err <= LOGIT_TOLERANCE, "{file} prompt {i}: last logits differ by {last_err}");
+        assert!(
+            last_err <= LOGIT_TOLERANCE,
+            "{file} prompt {i}: last logits differ by {last_err}"
+        );
         let fixed_idx = Tensor::new(fixed.as_slice(), &candle_core::Device::Cpu).unwrap();
         let fixed_err = max_abs_diff(&logits.index_select(&fixed_idx, 1).unwrap(), p("fixed_logits"));
-        assert!(fixed_err <= LOGIT_TOLERANCE, "{file} prompt {i}: fixed-id logits differ by {fixed_err}");
+        assert!(
+            fixed_err <= LOGIT_TOLERANCE,
+            "{file} prompt {i}: fixed-id logits differ by {fixed_err}"
+        );
         let top1: Vec<u32> = logits.argmax(1).unwrap().to_vec1::<u32>().unwrap();
         let ref_top1: Vec<u32> = ids_of(&p("top5_ids").i((.., 0)).unwrap());
         assert_eq!(top1, ref_top1, "{file} prompt {i}: top-1 tokens differ");
         let top5_err = max_abs_diff(
-            &logits.gather(&p("top5_ids").to_dtype(DType::U32).unwrap(), 1).unwrap(),
+            &logits
+                .gather(&p("top5_ids").to_dtype(DType::U32).unwrap(), 1)
+                .unwrap(),
             p("top5_logits"),
         );
-        assert!(top5_err <= LOGIT_TOLERANCE, "{file} prompt {i}: top-5 logits differ by {top5_err}");
+        assert!(
+            top5_err <= LOGIT_TOLERANCE,
+            "{file} prompt {i}: top-5 logits differ by {top5_err}"
+        );
         let mut worst = 0f32;
         for l in 0..n {
             let expected = p(&format!("blocks.{l}.hook_resid_post"));
             let got = cache.get(HookPoint::ResidPost(l)).unwrap().i(0).unwrap();
             let rel = max_abs_diff(&got, expected) / max_abs(expected).max(1.0);
-            assert!(rel <= RESID_RELATIVE_TOLERANCE, "{file} prompt {i}: resid_post {l} relative error {rel}");
+            assert!(
+                rel <= RESID_RELATIVE_TOLERANCE,
+                "{file} prompt {i}: resid_post {l} relative error {rel}"
+            );
             worst = worst.max(rel);
         }
-        for (point, name) in [(HookPoint::Embed, "hook_embed"), (HookPoint::LnFinal, "ln_final.hook_normalized")] {
+        for (point, name) in [
+            (HookPoint::Embed, "hook_embed"),
+            (HookPoint::LnFinal, "ln_final.hook_normalized"),
+        ] {
             let expected = p(name);
-            let rel = max_abs_diff(&cache.get(point).unwrap().i(0).unwrap(), expected) / max_abs(expected).max(1.0);
-            assert!(rel <= RESID_RELATIVE_TOLERANCE, "{file} prompt {i}: {name} relative error {rel}");
+            let rel =
+                max_abs_diff(&cache.get(point).unwrap().i(0).unwrap(), expected) / max_abs(expected).max(1.0);
+            assert!(
+                rel <= RESID_RELATIVE_TOLERANCE,
+                "{file} prompt {i}: {name} relative error {rel}"
+            );
         }
         println!("| {file} | {i} | {last_err:.2e} | {fixed_err:.2e} | {worst:.2e} |");
     }
@@ -68,10 +107,25 @@ fn check(file: &str, reference_dir: &str, n_prompts: usize) {
     let mut ids = ids_of(&refs["gen.input_ids"]);
     let expected = ids_of(&refs["gen.output_ids"]);
     for _ in 0..expected.len() {
-        let logits = model.decoder.forward(&TokenBatch::single(ids.clone()).unwrap(), &mut NoHooks).unwrap();
-        ids.push(logits.i((0, ids.len() - 1)).unwrap().argmax(0).unwrap().to_scalar::<u32>().unwrap());
+        let logits = model
+            .decoder
+            .forward(&TokenBatch::single(ids.clone()).unwrap(), &mut NoHooks)
+            .unwrap();
+        ids.push(
+            logits
+                .i((0, ids.len() - 1))
+                .unwrap()
+                .argmax(0)
+                .unwrap()
+                .to_scalar::<u32>()
+                .unwrap(),
+        );
     }
-    assert_eq!(&ids[ids.len() - expected.len()..], expected.as_slice(), "{file}: greedy tokens differ");
+    assert_eq!(
+        &ids[ids.len() - expected.len()..],
+        expected.as_slice(),
+        "{file}: greedy tokens differ"
+    );
 }
 
 fn prompt_text(dir: &std::path::Path, i: usize) -> String {

@@ -36,7 +36,11 @@ pub fn prompt_ids(model: &Model, prompt: Option<&str>, tokens: Option<&str>) -> 
         (Some(text), None) => model.tokenizer()?.encode(text)?,
         (None, Some(list)) => list
             .split(',')
-            .map(|t| t.trim().parse::<u32>().with_context(|| format!("--tokens: '{t}' is not a token id")))
+            .map(|t| {
+                t.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--tokens: '{t}' is not a token id"))
+            })
             .collect::<Result<Vec<_>>>()?,
         _ => anyhow::bail!("give exactly one of --prompt TEXT or --tokens IDS"),
     };
@@ -46,7 +50,10 @@ pub fn prompt_ids(model: &Model, prompt: Option<&str>, tokens: Option<&str>) -> 
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",

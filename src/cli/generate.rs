@@ -23,7 +23,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut ids = prompt_ids(&model, args.prompt.as_deref(), args.tokens.as_deref())?;
     let prompt_len = ids.len();
     for _ in 0..args.max_new_tokens {
-        let logits = model.decoder.forward(&TokenBatch::single(ids.clone())?, &mut NoHooks)?;
+        let logits = model
+            .decoder
+            .forward(&TokenBatch::single(ids.clone())?, &mut NoHooks)?;
         let next = logits.get(0)?.get(ids.len() - 1)?.argmax(0)?.to_scalar::<u32>()?;
         ids.push(next);
         if model.config.eos_token_id == Some(next) {

@@ -77,8 +77,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
             for (k, v) in &fields {
                 println!("{k:<16} {v}");
             }
-            let windows: Vec<String> =
-                c.layer_windows.iter().map(|w| w.map_or("full".into(), |w| w.to_string())).collect();
+            let windows: Vec<String> = c
+                .layer_windows
+                .iter()
+                .map(|w| w.map_or("full".into(), |w| w.to_string()))
+                .collect();
             println!("{:<16} {}", "attention", windows.join(" "));
             if !model.stored_types.is_empty() {
                 println!("\nstored tensor types (group, type, tensors):");

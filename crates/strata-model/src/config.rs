@@ -131,12 +131,14 @@ impl Activation {
             "gelu" => Activation::Gelu,
             "silu" | "swish" => Activation::Silu,
             "relu" => Activation::Relu,
-            other => return Err(ModelError::config(
-                "hidden_act",
-                format!(
+            other => {
+                return Err(ModelError::config(
+                    "hidden_act",
+                    format!(
                     "activation '{other}' is not supported (gelu_new, gelu_pytorch_tanh, gelu, silu, relu)"
                 ),
-            )),
+                ))
+            }
         })
     }
 
