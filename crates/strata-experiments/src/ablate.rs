@@ -7,8 +7,11 @@
 //!   per position: position `p` (counted from each prompt's first token) takes the mean over
 //!   the reference prompts that have a token at `p`; positions no reference prompt reaches take
 //!   the mean over every position of every reference prompt.
-//! * **resample** — replaced by the activation of another reference prompt (a different prompt
-//!   text at least as long as the item, chosen with a seeded generator), position by position.
+//! * **resample** — replaced by the activation of another reference prompt, position by position
+//!   (counted from the first token). The source is drawn with a seeded generator among the
+//!   reference prompts with other token ids that are at least as long as the item; when there is
+//!   none, among all other reference prompts, and the positions the shorter source lacks keep the
+//!   item's own activation.
 //!
 //! A block's "output" is its contribution `resid_post − resid_pre`: mean / resample ablation of
 //! a block sets `resid_post = resid_pre + (mean or resampled) contribution`. Heads are ablated
@@ -356,17 +359,22 @@ pub fn ablate_prepared(
         };
         // Source prompt for resampling.
         let source = if opts.kind == AblationKind::Resample {
-            let candidates: Vec<usize> = reference
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.ids != item.ids && r.len() >= item.len())
-                .map(|(i, _)| i)
-                .collect();
+            let others = |min_len: usize| -> Vec<usize> {
+                reference
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.ids != item.ids && r.len() >= min_len)
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            let mut candidates = others(item.len());
+            if candidates.is_empty() {
+                candidates = others(1);
+            }
             if candidates.is_empty() {
                 return input(format!(
-                    "item '{}': resample ablation needs another reference prompt of at least {} tokens",
-                    item.id,
-                    item.len()
+                    "item '{}': resample ablation needs at least one other reference prompt",
+                    item.id
                 ));
             }
             let mut rng = Rng::new(opts.seed ^ (idx as u64).wrapping_mul(0xA24B_AED4_963E_E407));
@@ -406,8 +414,13 @@ pub fn ablate_prepared(
                             .mean(c, l, item.len(), own.dtype())?
                     }
                     AblationKind::Resample => {
-                        let src = &resample_cache[&source.expect("source")];
-                        component_value(src, c, l)?.narrow(1, 0, item.len())?
+                        let src = component_value(&resample_cache[&source.expect("source")], c, l)?;
+                        let k = src.dim(1)?.min(item.len());
+                        if k < item.len() {
+                            Tensor::cat(&[&src.narrow(1, 0, k)?, &own.narrow(1, k, item.len() - k)?], 1)?
+                        } else {
+                            src.narrow(1, 0, k)?
+                        }
                     }
                 };
                 // A block's replacement is a contribution: add it to the block's own input.
