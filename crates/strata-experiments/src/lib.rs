@@ -11,6 +11,7 @@ pub mod lens;
 pub mod metric;
 pub mod patch;
 pub mod prepare;
+pub mod probes;
 pub mod results;
 pub mod rng;
 pub mod trace;
