@@ -174,7 +174,7 @@ fn examples() -> Vec<(&'static str, Figure)> {
         ],
         x_label: "layer".into(),
         y_label: "Δ logit difference".into(),
-        horizontal: false,
+        ..Default::default()
     };
     let rank = Lines {
         title: "Target \" Paris\": rank + 1 per layer".into(),
@@ -225,6 +225,7 @@ fn examples() -> Vec<(&'static str, Figure)> {
             }],
             x_label: "mean decrease in R²".into(),
             horizontal: true,
+            value_range: Some((0.0, 0.3)),
             ..Default::default()
         }
         .into()

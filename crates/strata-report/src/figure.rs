@@ -86,6 +86,8 @@ pub struct Bars {
     pub y_label: String,
     /// Categories down the left, bars growing rightwards (for long names, e.g. features).
     pub horizontal: bool,
+    /// Fixed value-axis range (e.g. the same for every panel of small multiples).
+    pub value_range: Option<(f64, f64)>,
 }
 
 /// One named polyline; a NaN y leaves a gap.
@@ -868,7 +870,15 @@ impl BarLayout {
                 hi = hi.max(v + e);
             }
         }
-        let axis = Axis::linear(lo, hi, true);
+        let axis = match b.value_range {
+            Some((a, z)) if a < z => Axis::with_range(a, z, false),
+            Some((a, z)) => {
+                return Err(ReportError::Input(format!(
+                    "{name}: value range ({a}, {z}) is not an interval"
+                )))
+            }
+            None => Axis::linear(lo, hi, true),
+        };
         let k = b.series.len() as f64;
         let cat_w = b
             .categories
@@ -949,7 +959,7 @@ impl BarLayout {
         let inner = self.group - 6.0;
         let bar = inner / k;
         if b.horizontal {
-            let vx = |v: f64| px + pw * self.axis.frac(v);
+            let vx = |v: f64| px + pw * self.axis.frac(v).clamp(0.0, 1.0);
             for (t, label) in &self.axis.ticks {
                 let x = vx(*t);
                 c.line(&[(x, py), (x, py + ph)], GRID, 1.0)?;
@@ -1002,7 +1012,7 @@ impl BarLayout {
                 )?;
             }
         } else {
-            let vy = |v: f64| py + ph * (1.0 - self.axis.frac(v));
+            let vy = |v: f64| py + ph * (1.0 - self.axis.frac(v).clamp(0.0, 1.0));
             for (t, label) in &self.axis.ticks {
                 let y = vy(*t);
                 c.line(&[(px, y), (px + pw, y)], GRID, 1.0)?;
