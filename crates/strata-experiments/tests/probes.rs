@@ -18,7 +18,7 @@ fn model_path(file: &str) -> PathBuf {
         "{} is missing: run `bash scripts/fetch-models.sh` to fetch the real models",
         p.display()
     );
-    p
+    p.canonicalize().unwrap()
 }
 
 /// The tokenizer the GGUF file describes, and the model's vocabulary size (embedding rows).
