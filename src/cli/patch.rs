@@ -1,0 +1,112 @@
+//! `strata patch`: activation patching between a clean and a corrupted prompt.
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use strata_experiments::patch::{
+    activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions,
+};
+use strata_experiments::prepare_all;
+use strata_experiments::results::{sweep_csv_records, write_csv, write_json, SWEEP_CSV_HEADER};
+use strata_experiments::Metric;
+
+use super::common::ModelArgs;
+use super::lens::{out_dir, progress, ItemArgs};
+
+#[derive(Args, Debug)]
+pub struct PatchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub items: ItemArgs,
+    /// The corrupted prompt (same token length as --prompt).
+    #[arg(long, required_unless_present = "probe")]
+    pub corrupted: Option<String>,
+    /// Components, comma-separated: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z (heads).
+    #[arg(long, value_delimiter = ',', default_value = "resid_pre")]
+    pub component: Vec<String>,
+    /// denoising (corrupted run, clean activations patched in) or noising.
+    #[arg(long, default_value = "denoising")]
+    pub direction: String,
+    /// logit_diff (default), target_prob, loss or kl.
+    #[arg(long, default_value = "logit_diff")]
+    pub metric: String,
+    /// Patch all positions at once instead of one position at a time.
+    #[arg(long)]
+    pub all_positions: bool,
+    /// Only these blocks (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// One full forward per patch (the reference path) instead of restart + batching.
+    #[arg(long)]
+    pub exact_naive: bool,
+    /// Patched runs per batched forward.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// Output directory (patch.json, patch.csv).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: PatchArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let items = args.items.items(&model, args.corrupted.as_deref(), None)?;
+    let components = args
+        .component
+        .iter()
+        .map(|c| c.parse::<PatchComponent>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = PatchOptions {
+        components,
+        per_position: !args.all_positions,
+        direction: args.direction.parse::<Direction>()?,
+        metric: args.metric.parse::<Metric>()?,
+        layers: args.layers.clone(),
+        exact_naive: args.exact_naive,
+        max_batch: args.max_batch,
+    };
+    let prepared = prepare_all(&model, &items)?;
+    let pb = progress(count_runs(&model, &prepared, &opts), "patch");
+    let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
+    pb.finish_and_clear();
+    out_dir(&args.out)?;
+    let json = args.out.join("patch.json");
+    write_json(&json, &res)?;
+    let csv = args.out.join("patch.csv");
+    let mut rows = res.rows.clone();
+    rows.extend(res.summary.iter().cloned());
+    write_csv(&csv, SWEEP_CSV_HEADER, &sweep_csv_records(&rows))?;
+    println!(
+        "{} patching, metric {}: clean {:.4}, corrupted {:.4}",
+        args.direction, res.metric, res.clean, res.corrupted
+    );
+    let shown = if res.summary.is_empty() {
+        &res.rows
+    } else {
+        &res.summary
+    };
+    let mut best: Vec<_> = shown.iter().filter(|r| r.normalized.is_some()).collect();
+    best.sort_by(|a, b| {
+        b.normalized
+            .unwrap()
+            .abs()
+            .total_cmp(&a.normalized.unwrap().abs())
+    });
+    println!("  largest normalized effects:");
+    for r in best.iter().take(10) {
+        let pos = match (r.position, res.items.first()) {
+            (Some(p), Some(it)) if res.summary.is_empty() => format!(" pos {p} {:?}", it.tokens[p]),
+            (Some(p), _) => format!(" pos {p}"),
+            _ => String::new(),
+        };
+        println!(
+            "  {:>10} layer {:>3}{}{}  {:>8.3}",
+            r.component,
+            r.layer,
+            r.head.map(|h| format!(" head {h}")).unwrap_or_default(),
+            pos,
+            r.normalized.unwrap()
+        );
+    }
+    println!("wrote {} and {}", json.display(), csv.display());
+    Ok(())
+}
