@@ -1,0 +1,170 @@
+//! Launches of the PTX kernels on candle's CUDA storages (feature `cuda`).
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::WrapErr;
+use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
+use half::{bf16, f16};
+
+use crate::ptx;
+
+fn offsets(l: &Layout, what: &str) -> Result<(usize, usize)> {
+    match l.contiguous_offsets() {
+        Some(o) => Ok(o),
+        None => bail!("strata-kernels: {what} must be contiguous"),
+    }
+}
+
+fn suffix(dt: DType) -> Result<&'static str> {
+    Ok(match dt {
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        other => bail!("strata-kernels: unsupported dtype {other:?}"),
+    })
+}
+
+fn elementwise(n: usize) -> LaunchConfig {
+    LaunchConfig::for_num_elems(n as u32)
+}
+
+fn u32_arg(n: usize, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| candle_core::Error::Msg(format!("strata-kernels: {what} = {n} exceeds u32")))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lens_stats(
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    s3: &CudaStorage,
+    l3: &Layout,
+    rows: usize,
+    vocab: usize,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "logits")?;
+    let (a2, b2) = offsets(l2, "final_logp")?;
+    let (a3, b3) = offsets(l3, "indices")?;
+    let fin = s2.as_cuda_slice::<f32>()?.slice(a2..b2);
+    let idx = s3.as_cuda_slice::<u32>()?.slice(a3..b3);
+    let mut out = dev.alloc_zeros::<f32>(rows * 6)?;
+    if rows > 0 {
+        let name = format!("lens_stats_{}", suffix(s1.dtype())?);
+        let func = dev.get_or_load_custom_func(&name, "strata_lens_stats", ptx::LENS_STATS)?;
+        let cfg = LaunchConfig {
+            grid_dim: (u32_arg(rows, "rows")?, 1, 1),
+            block_dim: (256, 1, 1), // LENS_THREADS in lens_stats.cu
+            shared_mem_bytes: 0,
+        };
+        let (r, v) = (u32_arg(rows, "rows")?, u32_arg(vocab, "vocab")?);
+        macro_rules! launch {
+            ($t:ty) => {{
+                let z = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
+                let mut b = func.builder();
+                b.arg(&z).arg(&fin).arg(&idx).arg(&mut out).arg(&r).arg(&v);
+                // SAFETY: argument list matches lens_stats_* in kernels/lens_stats.cu; sizes checked by the caller.
+                unsafe { b.launch(cfg) }.w()?;
+            }};
+        }
+        match s1.dtype() {
+            DType::F32 => launch!(f32),
+            DType::BF16 => launch!(bf16),
+            DType::F16 => launch!(f16),
+            other => bail!("lens_stats: unsupported dtype {other:?}"),
+        }
+    }
+    Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((rows, 6))))
+}
+
+pub(crate) fn scatter_patches(
+    dst: &mut CudaStorage,
+    dst_l: &Layout,
+    (vals, vl): (&CudaStorage, &Layout),
+    (idx, il): (&CudaStorage, &Layout),
+    n: usize,
+    seq: usize,
+    d: usize,
+) -> Result<()> {
+    let dev = dst.device().clone();
+    let (a0, b0) = offsets(dst_l, "dst")?;
+    let (a1, b1) = offsets(vl, "values")?;
+    let (a2, b2) = offsets(il, "indices")?;
+    let dt = dst.dtype();
+    if vals.dtype() != dt {
+        bail!("scatter_patches: values {:?} into dst {dt:?}", vals.dtype());
+    }
+    let name = format!("scatter_patches_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_scatter_patches", ptx::SCATTER_PATCHES)?;
+    let idx = idx.as_cuda_slice::<u32>()?.slice(a2..b2);
+    let (nn, s, dd) = (u32_arg(n, "patches")?, u32_arg(seq, "seq")?, u32_arg(d, "d")?);
+    let cfg = elementwise(n * d);
+    macro_rules! launch {
+        ($t:ty) => {{
+            let v = vals.as_cuda_slice::<$t>()?.slice(a1..b1);
+            let mut x = dst.as_cuda_slice_mut::<$t>()?.slice_mut(a0..b0);
+            let mut b = func.builder();
+            b.arg(&mut x).arg(&v).arg(&idx).arg(&nn).arg(&s).arg(&dd);
+            // SAFETY: argument list matches scatter_patches_* in kernels/scatter_patches.cu; indices checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+        }};
+    }
+    match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("scatter_patches: unsupported dtype {other:?}"),
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ablate_heads(
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    s3: &CudaStorage,
+    l3: &Layout,
+    seq: usize,
+    heads: usize,
+    dh: usize,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "z")?;
+    let (a2, b2) = offsets(l2, "keep")?;
+    let (a3, b3) = offsets(l3, "repl")?;
+    let n = b1 - a1;
+    let batch = n / (seq * heads * dh).max(1);
+    let dt = s1.dtype();
+    let name = format!("ablate_heads_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_ablate_heads", ptx::ABLATE_HEADS)?;
+    let keep = s2.as_cuda_slice::<f32>()?.slice(a2..b2);
+    let (bb, s, h, d) = (
+        u32_arg(batch, "batch")?,
+        u32_arg(seq, "seq")?,
+        u32_arg(heads, "heads")?,
+        u32_arg(dh, "dh")?,
+    );
+    let cfg = elementwise(n);
+    macro_rules! launch {
+        ($t:ty) => {{
+            let z = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
+            let r = s3.as_cuda_slice::<$t>()?.slice(a3..b3);
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<$t>(n)? };
+            let mut b = func.builder();
+            b.arg(&z).arg(&keep).arg(&r).arg(&mut out).arg(&bb).arg(&s).arg(&h).arg(&d);
+            // SAFETY: argument list matches ablate_heads_* in kernels/ablate_heads.cu; shapes checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }};
+    }
+    let out = match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("ablate_heads: unsupported dtype {other:?}"),
+    };
+    Ok((out, l1.shape().clone()))
+}

@@ -1,0 +1,41 @@
+//! strata's CUDA kernels (`kernels/*.cu`) and their CPU twins.
+//!
+//! Every kernel has three faces:
+//! - a device-generic tensor function (`lens_stats`, `scatter_patches`, `ablate_heads`) that runs
+//!   the CUDA kernel on a CUDA tensor (feature `cuda`) and the CPU twin on a CPU tensor;
+//! - a CPU twin on plain slices (`*_cpu`), written as plain loops: it is the reference the GPU
+//!   kernel is tested against, and is itself tested against the naive formula;
+//! - a `gpu_*` test comparing both, which needs a CUDA device (see [`testing::gpu_device`]).
+//!
+//! Without the `cuda` feature the crate compiles only the CPU twins and needs no CUDA toolkit.
+//! Metal tensors are refused with candle's "no metal implementation" error: move them to the CPU
+//! first (`to_device(&Device::Cpu)`) — untested on macOS.
+
+mod ablate;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod lens;
+mod scatter;
+pub mod testing;
+
+pub use ablate::{ablate_heads, ablate_heads_cpu};
+pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
+pub use scatter::{scatter_patches, scatter_patches_cpu};
+
+/// PTX of each kernel file, as compiled by build.rs (only with the `cuda` feature).
+#[cfg(feature = "cuda")]
+pub mod ptx {
+    pub const LENS_STATS: &str = include_str!(concat!(env!("OUT_DIR"), "/lens_stats.ptx"));
+    pub const SCATTER_PATCHES: &str = include_str!(concat!(env!("OUT_DIR"), "/scatter_patches.ptx"));
+    pub const ABLATE_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/ablate_heads.ptx"));
+}
+
+use candle_core::{bail, Layout, Result};
+
+/// The contiguous part of a CPU storage slice a layout describes.
+pub(crate) fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("strata-kernels: {what} must be contiguous"),
+    }
+}

@@ -1,0 +1,30 @@
+//! How `gpu_*` tests get their device.
+//!
+//! A `gpu_*` test never passes silently without a GPU: with no CUDA device (or a build without
+//! the `cuda` feature) it prints `NOT RUN` and returns — and it panics instead when
+//! `STRATA_REQUIRE_GPU=1`, which `scripts/gpu-check.sh` sets on the GPU machine.
+use candle_core::Device;
+
+/// `true` when `STRATA_REQUIRE_GPU=1`.
+pub fn gpu_required() -> bool {
+    std::env::var("STRATA_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// CUDA device 0, or `None` after printing why the test did not run (panics under
+/// `STRATA_REQUIRE_GPU=1`).
+pub fn gpu_device(test: &str) -> Option<Device> {
+    #[cfg(feature = "cuda")]
+    let reason = match Device::new_cuda(0) {
+        Ok(d) => return Some(d),
+        Err(e) => format!("no usable CUDA device: {e}"),
+    };
+    #[cfg(not(feature = "cuda"))]
+    let reason = String::from("built without the `cuda` feature");
+    if gpu_required() {
+        panic!("{test}: STRATA_REQUIRE_GPU=1 but {reason}");
+    }
+    eprintln!(
+        "{test}: NOT RUN ({reason}) — this is not a pass; scripts/gpu-check.sh runs it on a GPU machine"
+    );
+    None
+}
