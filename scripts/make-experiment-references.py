@@ -8,7 +8,9 @@ tests/fixtures/models/<family>) and the two real GGUF models (models/*.gguf, whi
 dequantizes to f32). CPU, f32, eager attention. Every case is one prompt with a target, a
 distractor and a corrupted partner of the same token length:
 
-  lens        per (layer, position): target rank (number of tokens with a strictly larger logit),
+  lens        per (layer, position): target rank (number of tokens with a strictly larger logit;
+              `near_ties` counts the tokens within 1e-5 relative of the target logit, which float
+              summation order may put on either side),
               target prob, target logit, KL(final || layer), entropy, top-5 ids. Layer l < L is the
               input of decoder layer l (forward pre-hook), layer L the output of the last decoder
               layer (forward hook), both sent through the final norm, lm_head and (Gemma 2) the
@@ -225,6 +227,9 @@ def make_case(key: str) -> dict:
                     "layer": l,
                     "position": p,
                     "target_rank": int((x > x[t]).sum()),
+                    # tokens other than the target whose logit is within 1e-5 * max(1, |target
+                    # logit|) of it: f32 summation order can swap them with the target
+                    "near_ties": int(((x - x[t]).abs() <= 1e-5 * max(1.0, abs(float(x[t])))).sum()) - 1,
                     "target_prob": float(logp[p, t].exp()),
                     "target_logit": float(x[t]),
                     "kl_to_final": float((pf * (final_logp[p] - logp[p])).sum()),

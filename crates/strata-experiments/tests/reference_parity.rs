@@ -35,6 +35,8 @@ struct Worst {
     entropy: f64,
     ablate: f64,
     patch: f64,
+    /// Rows whose rank differs from the reference only among near-tied logits.
+    ranks_within_ties: usize,
 }
 
 fn check(what: &str, actual: f64, expected: f64, tol: f64, relative: bool, worst: &mut f64) {
@@ -78,11 +80,17 @@ fn run_case(case: &str, tol: f64) -> Worst {
         );
         let a = lens.row(l, p).unwrap();
         let at = format!("{case} lens layer {l} position {p}");
-        assert_eq!(
-            a.target_rank as u64,
-            e["target_rank"].as_u64().unwrap(),
-            "{at}: rank"
+        // Ranks are identical unless other tokens' logits lie within float noise of the
+        // target's (`near_ties`), which can then fall on either side.
+        let (rank, expected) = (a.target_rank as i64, e["target_rank"].as_i64().unwrap());
+        let ties = e["near_ties"].as_i64().unwrap();
+        assert!(
+            (rank - expected).abs() <= ties,
+            "{at}: rank {rank} vs reference {expected} ({ties} near ties)"
         );
+        if rank != expected {
+            w.ranks_within_ties += 1;
+        }
         check(
             &format!("{at} prob"),
             a.target_prob,
