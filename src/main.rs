@@ -22,6 +22,14 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Greedy generation.
     Generate(cli::generate::GenerateArgs),
+    /// Logit lens: the model's own unembedding applied at every layer and position.
+    Lens(cli::lens::LensArgs),
+    /// Ablation of blocks, attention, MLPs or heads (zero, mean, resample).
+    Ablate(cli::ablate::AblateArgs),
+    /// Activation patching between clean and corrupted prompts.
+    Patch(cli::patch::PatchArgs),
+    /// Causal tracing (ROME): noise the subject, restore states layer by layer.
+    Trace(cli::trace::TraceArgs),
     /// The structural dataset of LLMs and benchmark scores.
     Dataset(cli::dataset::DatasetArgs),
 }
@@ -31,6 +39,10 @@ fn main() {
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Run(a) => cli::run::run(a),
         Command::Generate(a) => cli::generate::run(a),
+        Command::Lens(a) => cli::lens::run(a),
+        Command::Ablate(a) => cli::ablate::run(a),
+        Command::Patch(a) => cli::patch::run(a),
+        Command::Trace(a) => cli::trace::run(a),
         Command::Dataset(a) => cli::dataset::run(a),
     };
     if let Err(e) = result {
