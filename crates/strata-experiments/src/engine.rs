@@ -4,11 +4,14 @@
 //! Two exact paths:
 //! * **naive** — one full forward per job from the embeddings, the replacements applied by the
 //!   model crate's [`Intervention`]s (what TransformerLens does);
-//! * **fast** — the base run's residual stream entering every block is cached once; a job whose
-//!   earliest replacement is in block `l` restarts at block `l` from that cache (nothing before
-//!   `l` can differ), and up to `max_batch` jobs run as the rows of one batched forward, each
-//!   row patched at its own sites by a per-row hook. Only the last position is unembedded, and
-//!   a logit difference reads only two rows of the unembedding.
+//! * **fast** — the base run's residual stream entering every block, and every block's keys and
+//!   values, are cached once. A job whose earliest replacement is in block `l` at position `p`
+//!   cannot change anything before block `l` nor any position before `p` (causal attention), so
+//!   it restarts at block `l` and computes positions `p..` only, over the cached keys/values of
+//!   the earlier positions. Up to `max_batch` jobs sharing `p` run as the rows of one batched
+//!   forward that grows as rows reach their first patched block, each row patched at its own
+//!   sites by a per-row hook. Only the last position is unembedded, and a logit difference
+//!   reads only two rows of the unembedding.
 
 use candle_core::{DType, IndexOp, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +41,20 @@ pub struct Job {
 impl Job {
     pub fn one(p: Patch) -> Self {
         Job { patches: vec![p] }
+    }
+
+    /// The first position a job's patches touch (0 when one covers every position).
+    fn start_position(&self) -> usize {
+        self.patches
+            .iter()
+            .map(|p| {
+                p.positions
+                    .as_ref()
+                    .and_then(|ps| ps.iter().min().copied())
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0)
     }
 
     fn start_layer(&self) -> Result<usize> {
@@ -259,40 +276,83 @@ fn run_fast(
         return Ok(Vec::new());
     }
     let n = dec.config.n_layers;
-    let (cache, _) = cached_run(dec, base, (0..n).map(HookPoint::ResidPre))?;
-    let mut order: Vec<(usize, usize)> = jobs
+    let t = base.ids.len();
+    // The base run once, keeping every block's input and its keys/values.
+    let batch = TokenBatch::single(base.ids.clone())?;
+    let mut hs = base_hooks(base).caching(ActivationCache::of((0..n).map(HookPoint::ResidPre)));
+    let (_, kv, ctx) = dec.forward_with_kv(&batch, &mut hs)?;
+    let cache = hs.cache.take().expect("cache set");
+
+    // Jobs grouped by the first position they touch, then by the first block.
+    let mut order: Vec<(usize, usize, usize)> = jobs
         .iter()
         .enumerate()
-        .map(|(i, j)| Ok((j.start_layer()?, i)))
+        .map(|(i, j)| Ok((j.start_position(), j.start_layer()?, i)))
         .collect::<Result<_>>()?;
     order.sort();
-    let last = base.ids.len() - 1;
-    let mut contexts: HashMap<usize, strata_model::ForwardContext> = HashMap::new();
     let mut out = vec![0f64; jobs.len()];
-    for chunk in order.chunks(max_batch) {
-        let start = chunk[0].0;
-        let rows = chunk.len();
-        let ctx = match contexts.entry(rows) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let ids = vec![base.ids.clone(); rows];
-                let batch = TokenBatch::padded(&ids, strata_model::Padding::Right, 0)?;
-                e.insert(dec.context(&batch)?)
-            }
+    let mut rest = order.as_slice();
+    while !rest.is_empty() {
+        let p = rest[0].0;
+        let same_p = rest.iter().take_while(|o| o.0 == p).count().min(max_batch);
+        let (chunk, tail) = rest.split_at(same_p);
+        rest = tail;
+        let chunk_jobs: Vec<&Job> = chunk.iter().map(|&(_, _, i)| &jobs[i]).collect();
+        let mut hook = SuffixPatches {
+            rows: RowPatches::new(&chunk_jobs)?,
+            start: p,
         };
-        let chunk_jobs: Vec<&Job> = chunk.iter().map(|&(_, i)| &jobs[i]).collect();
-        let mut hook = RowPatches::new(&chunk_jobs)?;
-        let resid0 = cache.get(HookPoint::ResidPre(start))?;
-        let resid0 = resid0
-            .broadcast_as((rows, resid0.dim(1)?, resid0.dim(2)?))?
-            .contiguous()?;
-        let resid = dec.run_blocks(start..n, resid0, ctx, &mut hook)?;
-        let resid_last = resid.i((.., last, ..))?.contiguous()?;
+        // A growing batch: row r joins at its first patched block (rows are sorted by it);
+        // before that it would only recompute the cached base run.
+        let mut active: Option<Tensor> = None;
+        let mut joined = 0;
+        for layer in chunk[0].1..n {
+            let joining = chunk[joined..].iter().take_while(|o| o.1 == layer).count();
+            if joining > 0 {
+                let base_suffix = cache.get(HookPoint::ResidPre(layer))?.narrow(1, p, t - p)?;
+                let new_rows = base_suffix.broadcast_as((joining, t - p, base_suffix.dim(2)?))?;
+                active = Some(match active {
+                    Some(a) => Tensor::cat(&[&a, &new_rows.contiguous()?], 0)?,
+                    None => new_rows.contiguous()?,
+                });
+                joined += joining;
+            }
+            let resid = active.take().expect("a row has joined");
+            active = Some(dec.run_suffix(layer..layer + 1, resid, p, &kv, &ctx, &mut hook)?);
+        }
+        let resid = active.expect("a row has joined");
+        let resid_last = resid.i((.., t - p - 1, ..))?.contiguous()?;
         let values = metric_values(dec, &resid_last, spec)?;
-        for (&(_, i), v) in chunk.iter().zip(values) {
+        for (&(_, _, i), v) in chunk.iter().zip(values) {
             out[i] = v;
         }
-        on_done(rows);
+        on_done(chunk.len());
     }
     Ok(out)
+}
+
+/// [`RowPatches`] of a suffix run: positions from `start` on, and only the rows that have
+/// joined the growing batch so far (the first `act.dim(0)`).
+struct SuffixPatches {
+    rows: RowPatches,
+    start: usize,
+}
+
+impl Hook for SuffixPatches {
+    fn wants(&self, point: HookPoint) -> bool {
+        self.rows.wants(point)
+    }
+
+    fn visit(&mut self, point: HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
+        let (value, mask) = &self.rows.by_point[&point];
+        let axis = point.axes().position;
+        let len = act.dim(axis)?;
+        let rows = act.dim(0)?;
+        let cut = |t: &Tensor| -> strata_model::Result<Tensor> {
+            Ok(t.narrow(0, 0, rows)?
+                .narrow(axis, self.start, len)?
+                .contiguous()?)
+        };
+        Ok(cut(mask)?.where_cond(&cut(value)?, &act)?)
+    }
 }

@@ -676,6 +676,27 @@ impl HookedDecoder {
         self.ln_final.forward(resid)
     }
 
+    /// The final norm with its scale frozen at `resid`'s (`[.., d]`), applied to `parts`
+    /// (`[.., k, d]`): the linear map that direct logit attribution splits the residual with.
+    /// LayerNorm parts are centred; the norm's bias is a constant and is not attributed.
+    pub fn frozen_final_norm(&self, resid: &Tensor, parts: &Tensor) -> Result<Tensor> {
+        let x = resid.to_dtype(DType::F32)?;
+        let mut parts = parts.to_dtype(DType::F32)?;
+        let centre = self.ln_final.bias.is_some();
+        let x = if centre {
+            x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?
+        } else {
+            x
+        };
+        if centre {
+            parts = parts.broadcast_sub(&parts.mean_keepdim(D::Minus1)?)?;
+        }
+        let scale = (x.sqr()?.mean_keepdim(D::Minus1)? + self.ln_final.eps as f64)?.sqrt()?;
+        Ok(parts
+            .broadcast_div(&scale.unsqueeze(D::Minus2)?)?
+            .broadcast_mul(&self.ln_final.weight)?)
+    }
+
     /// Final soft-capping of logits (identity for most families).
     pub fn cap_logits(&self, logits: &Tensor) -> Result<Tensor> {
         softcap(logits, self.config.final_softcap)
