@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""PyTorch + Hugging Face side of scripts/gpu-check.sh's benchmarks, on the same model directory
+strata reads (make_random_llama.py):
+
+- forward throughput: full forward (logits at every position, like strata's `forward`) of B x T
+  token batches, bf16, tokens/s after warm-up, synchronised;
+- resid_pre patching sweep (denoising): one clean run caching every layer's input, the corrupted
+  run, then per layer ONE batched forward of all T single-position patches (a forward pre-hook
+  writes clean resid_pre[l][p] into row p at position p), metric = logit(target) - logit(distractor)
+  at the last position. Timed twice (first, warm); load time reported separately.
+
+usage: bench_torch.py --model DIR --prompt "..." --corrupted "..." --target w500 --distractor w501
+                      [--shapes 1x512,8x512] [--device cuda] [--out FILE.json]
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+
+def sync(dev):
+    if dev.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def load(model_dir, device):
+    from transformers import AutoModelForCausalLM
+    t0 = time.time()
+    try:
+        m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    except TypeError:  # transformers < 4.56 spells it torch_dtype
+        m = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16)
+    m = m.to(device).eval()
+    sync(device)
+    return m, time.time() - t0
+
+
+def forward_bench(m, device, vocab, shapes):
+    out = []
+    for shape in shapes:
+        b, t = (int(x) for x in shape.split("x"))
+        ids = (torch.arange(t).unsqueeze(0) * 7919 + torch.arange(b).unsqueeze(1) * 104729 + 13) % vocab
+        ids = ids.to(device)
+        with torch.inference_mode():
+            for _ in range(2):
+                m(input_ids=ids, use_cache=False)
+            sync(device)
+            n, start = 0, time.time()
+            while n < 3 or (time.time() - start < 2.0 and n < 20):
+                m(input_ids=ids, use_cache=False)
+                sync(device)
+                n += 1
+        per = (time.time() - start) / n
+        out.append({"batch": b, "tokens": t, "seconds_per_forward": per, "tokens_per_s": b * t / per, "runs": n})
+        print(f"torch forward bf16 {b}x{t}: {per * 1e3:.2f} ms/forward, {b * t / per:.0f} tokens/s", file=sys.stderr)
+    return out
+
+
+def encode(tok, text):
+    return tok.encode(text, add_special_tokens=False).ids
+
+
+def call(m, ids, keep_last):
+    if keep_last:
+        try:
+            return m(input_ids=ids, use_cache=False, logits_to_keep=1).logits[:, -1]
+        except TypeError:
+            pass
+    return m(input_ids=ids, use_cache=False).logits[:, -1]
+
+
+def patch_sweep(m, device, clean, corrupted, target, distractor):
+    layers = m.model.layers
+    n_layers, t = len(layers), clean.shape[1]
+    results = torch.empty(n_layers, t)
+    with torch.inference_mode():
+        out = m(input_ids=clean, use_cache=False, output_hidden_states=True)
+        # hidden_states[l] is the input of block l (resid_pre) for l < n_layers
+        cached = [out.hidden_states[l][0] for l in range(n_layers)]
+        clean_diff = (out.logits[0, -1, target] - out.logits[0, -1, distractor]).item()
+        cl = call(m, corrupted, True)[0]
+        corrupted_diff = (cl[target] - cl[distractor]).item()
+        batch = corrupted.expand(t, -1).contiguous()
+        rows = torch.arange(t, device=clean.device)
+        for l in range(n_layers):
+            def hook(module, args, kwargs, l=l):
+                if args:
+                    h = args[0].clone()
+                    h[rows, rows] = cached[l][rows]
+                    return (h,) + tuple(args[1:]), kwargs
+                h = kwargs["hidden_states"].clone()
+                h[rows, rows] = cached[l][rows]
+                kwargs["hidden_states"] = h
+                return args, kwargs
+            handle = layers[l].register_forward_pre_hook(hook, with_kwargs=True)
+            try:
+                lg = call(m, batch, True)
+            finally:
+                handle.remove()
+            results[l] = (lg[:, target] - lg[:, distractor]).float().cpu()
+        sync(device)
+    return clean_diff, corrupted_diff, results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--prompt", required=True)
+    ap.add_argument("--corrupted", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--distractor", required=True)
+    ap.add_argument("--shapes", default="1x512,8x512")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    from tokenizers import Tokenizer
+    import transformers
+
+    tok = Tokenizer.from_file(f"{a.model}/tokenizer.json")
+    m, load_s = load(a.model, a.device)
+    vocab = m.config.vocab_size
+    res = {"engine": "pytorch+transformers", "torch": torch.__version__, "transformers": transformers.__version__,
+           "device": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "cpu",
+           "model": a.model, "dtype": "bf16", "load_s": load_s,
+           "attn_implementation": getattr(m.config, "_attn_implementation", None)}
+    res["forward"] = forward_bench(m, a.device, vocab, [s for s in a.shapes.split(",") if s])
+    clean = torch.tensor([encode(tok, a.prompt)], device=a.device)
+    corrupted = torch.tensor([encode(tok, a.corrupted)], device=a.device)
+    if clean.shape != corrupted.shape:
+        sys.exit(f"clean {clean.shape[1]} tokens, corrupted {corrupted.shape[1]}")
+    (target,), (distractor,) = encode(tok, a.target), encode(tok, a.distractor)
+    timings = []
+    for _ in range(2):
+        sync(a.device)
+        t0 = time.time()
+        clean_diff, corrupted_diff, grid = patch_sweep(m, a.device, clean, corrupted, target, distractor)
+        timings.append(time.time() - t0)
+    res["patch_sweep"] = {"layers": grid.shape[0], "positions": grid.shape[1], "seconds_first": timings[0],
+                          "seconds_warm": timings[1], "clean_logit_diff": clean_diff,
+                          "corrupted_logit_diff": corrupted_diff,
+                          "forwards": 2 + grid.shape[0], "patched_runs": grid.numel(),
+                          "logit_diff": grid.tolist()}
+    print(f"torch resid_pre sweep {grid.shape[0]}x{grid.shape[1]}: first {timings[0]:.3f} s, warm {timings[1]:.3f} s",
+          file=sys.stderr)
+    try:
+        import transformer_lens  # noqa: F401
+        res["transformer_lens"] = f"installed ({transformer_lens.__version__ if hasattr(transformer_lens, '__version__') else '?'}), not benchmarked: it needs a hub config name for a Llama it can load offline"
+    except Exception:
+        res["transformer_lens"] = "not installed"
+    text = json.dumps(res, indent=1)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Collects a scripts/gpu-check.sh result folder into results.json and results.md.
+
+usage: summarize.py RESULT_DIR
+"""
+import glob
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def patch_compare(strata_patch, torch_sweep):
+    """Max |strata - torch| of the per-(layer, position) logit differences, both bf16."""
+    if not strata_patch or not torch_sweep:
+        return None
+    grid = torch_sweep.get("logit_diff")
+    worst, n = 0.0, 0
+    for r in strata_patch.get("rows", []):
+        l, p = r.get("layer"), r.get("position")
+        if l is None or p is None or l >= len(grid) or p >= len(grid[l]):
+            continue
+        worst = max(worst, abs(r["value"] - grid[l][p]))
+        n += 1
+    return {"compared": n, "max_abs_diff": worst}
+
+
+def main():
+    res = sys.argv[1]
+    out = {"machine": read(os.path.join(res, "machine.txt")).strip().splitlines(),
+           "manifest": read(os.path.join(res, "MANIFEST")).strip().splitlines(),
+           "stages": dict(line.split(" ", 1) for line in read(os.path.join(res, "status.txt")).split("\n") if " " in line),
+           "bench": {}}
+    md = ["# strata GPU check", "", "```", *out["machine"], "```", "",
+          "| stage | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in out["stages"].items()], ""]
+    parity = read(os.path.join(res, "parity.md"))
+    if parity:
+        md += ["## Device parity (CPU f32 reference)", "", parity, ""]
+    shapes = sorted({os.path.basename(p).split("-")[1].split(".")[0] for p in glob.glob(os.path.join(res, "torch-*.json"))}
+                    | {os.path.basename(p).split("-")[2].split(".")[0] for p in glob.glob(os.path.join(res, "strata-forward-*.json"))})
+    fwd_rows, sweep_rows = [], []
+    for shape in shapes:
+        t = load(os.path.join(res, f"torch-{shape}.json")) or {}
+        s = load(os.path.join(res, f"strata-forward-{shape}.json")) or {}
+        full = load(os.path.join(res, f"strata-patch-{shape}-full.time.json")) or {}
+        l0 = load(os.path.join(res, f"strata-patch-{shape}-layer0.time.json")) or {}
+        sp = load(os.path.join(res, f"strata-patch-{shape}-full", "patch.json"))
+        b = {"torch": {k: v for k, v in t.items() if k != "patch_sweep"}, "strata_forward": s}
+        tf = {(r["batch"], r["tokens"]): r for r in t.get("forward", [])}
+        for r in s.get("forward", []):
+            key = (r["batch"], r["tokens"])
+            tt = tf.get(key, {}).get("tokens_per_s")
+            ratio = r["tokens_per_s"] / tt if tt else None
+            fwd_rows.append(f"| {shape} | {key[0]}x{key[1]} | {r['tokens_per_s']:.0f} | "
+                            f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {r['tokens_per_s']:.0f} | – | – |")
+        ts = t.get("patch_sweep", {})
+        layers = ts.get("layers") or (sp or {}).get("n_layers")
+        sweep = {"torch_seconds_first": ts.get("seconds_first"), "torch_seconds_warm": ts.get("seconds_warm"),
+                 "strata_wall_s_full": full.get("wall_s"), "strata_wall_s_layer0": l0.get("wall_s"),
+                 "layers": layers, "positions": ts.get("positions")}
+        if full.get("wall_s") is not None and l0.get("wall_s") is not None and layers and layers > 1:
+            # full - (load + clean/corrupted runs + one layer) = the other L-1 layers; scale to L.
+            sweep["strata_sweep_s_estimate"] = (full["wall_s"] - l0["wall_s"]) * layers / (layers - 1)
+        sweep["strata_vs_torch_values"] = patch_compare(sp, ts)
+        b["patch_sweep"] = sweep
+        out["bench"][shape] = b
+        est = sweep.get("strata_sweep_s_estimate")
+        cmp_ = sweep["strata_vs_torch_values"] or {}
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "–"
+        sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(est)} | {fmt(full.get('wall_s'))} | "
+                          f"{fmt(ts.get('seconds_warm'))} | {fmt(ts.get('seconds_first'))} | {fmt(cmp_.get('max_abs_diff'))} |")
+    if fwd_rows:
+        md += ["## Forward throughput, bf16 (tokens/s, logits at every position)", "",
+               "| model | batch x tokens | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|",
+               *fwd_rows, ""]
+    if sweep_rows:
+        md += ["## resid_pre patching sweep, bf16 (every layer x 20 positions, denoising, logit diff)", "",
+               "strata: `strata patch` wall time includes process start and model load; the sweep estimate "
+               "subtracts a `--layers 0` run (load + clean/corrupted runs + one layer) and scales the rest to all layers. "
+               "PyTorch: clean run with hidden states + corrupted run + one batched forward (20 patches) per layer, "
+               "model already loaded.", "",
+               "| model | layers x positions | strata sweep (s, est.) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
+               "|---|---|---|---|---|---|---|", *sweep_rows, ""]
+    with open(os.path.join(res, "results.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    with open(os.path.join(res, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

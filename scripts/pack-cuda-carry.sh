@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds what scripts/gpu-check.sh runs on the GPU machine (which has no Rust) and packs it into
+# target/cuda-carry/strata-cuda.tar.xz (about 30 MB; the device tool carries ignored paths up to
+# 64 MiB in all, the three unpacked executables are ~45 MB each because each embeds candle's PTX
+# and SASS):
+#   bin/strata          the CLI (`strata patch ... --device cuda` in the benchmarks)
+#   bin/gpu_parity      tests/gpu_parity.rs (device parity, forward benchmark)
+#   bin/strata_kernels  crates/strata-kernels unit tests (CPU twins + gpu_* kernel tests)
+#   MANIFEST            git revision, compute capability, sizes, sha256
+# Everything is built with the release profile in target/cuda (scripts/build-cuda.sh's setup).
+# Usage: scripts/pack-cuda-carry.sh   (or scripts/build-cuda.sh --carry)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+eval "$(bash scripts/build-cuda.sh --env)"
+CARRY="$ROOT/target/cuda-carry"
+STAGE="$CARRY/stage"
+rm -rf "$STAGE" && mkdir -p "$STAGE/bin"
+
+cargo build --release --locked --features cuda --bin strata
+cp "$CARGO_TARGET_DIR/release/strata" "$STAGE/bin/strata"
+
+# Test executables: cargo prints their paths in its JSON messages.
+exe_of() {
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    try: m = json.loads(line)
+    except ValueError: continue
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["executable"])'
+}
+GP=$(cargo test --release --locked --features cuda -p strata --test gpu_parity --no-run --message-format=json | exe_of | tail -n1)
+SK=$(cargo test --release --locked --features cuda -p strata-kernels --lib --no-run --message-format=json | exe_of | tail -n1)
+[ -x "$GP" ] && [ -x "$SK" ] || { echo "pack-cuda-carry: test executables not found ($GP, $SK)" >&2; exit 1; }
+cp "$GP" "$STAGE/bin/gpu_parity"
+cp "$SK" "$STAGE/bin/strata_kernels"
+strip "$STAGE"/bin/*   # symbols only: the PTX/fatbin sections are kept
+
+{
+    echo "git: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!target' 2>/dev/null || echo ' (dirty)')"
+    echo "built: $(date -u +%FT%TZ) on $(uname -m), CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, $(nvcc --version | tail -n2 | head -n1)"
+    for f in "$STAGE"/bin/*; do
+        echo "$(basename "$f") $(stat -c %s "$f") $(sha256sum "$f" | cut -d' ' -f1)"
+        readelf -d "$f" | awk '/NEEDED/{printf "  needs %s\n", $NF}' | tr -d '[]'
+    done
+} > "$STAGE/MANIFEST"
+
+# xz with a 192 MiB dictionary: the three executables share most of their bytes.
+python3 - "$STAGE" "$CARRY/strata-cuda.tar.xz" <<'PY'
+import lzma, os, sys, tarfile
+stage, out = sys.argv[1], sys.argv[2]
+filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 192 << 20}]
+tmp = out + ".tmp"
+with lzma.open(tmp, "wb", format=lzma.FORMAT_XZ, filters=filters) as xz:
+    with tarfile.open(fileobj=xz, mode="w") as tar:
+        for name in ["MANIFEST"] + sorted("bin/" + f for f in os.listdir(os.path.join(stage, "bin"))):
+            tar.add(os.path.join(stage, name), arcname=name)
+os.replace(tmp, out)
+PY
+rm -rf "$STAGE"
+SIZE=$(stat -c %s "$CARRY/strata-cuda.tar.xz")
+echo "pack-cuda-carry: $CARRY/strata-cuda.tar.xz ($((SIZE / 1048576)) MiB)"
+if [ "$SIZE" -gt $((60 * 1048576)) ]; then
+    echo "pack-cuda-carry: WARNING: over 60 MiB, too big to carry with the working tree" >&2
+fi
+echo "carry list for the device tool: [\"target/cuda-carry\"]"
