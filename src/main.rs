@@ -35,6 +35,12 @@ enum Command {
 }
 
 fn main() {
+    // Like other Unix tools, end quietly when the reader of our output goes away (`| head`).
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = match Cli::parse().command {
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Run(a) => cli::run::run(a),
