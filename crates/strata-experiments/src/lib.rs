@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod probes;
 pub mod results;
 pub mod rng;
+pub mod sweep;
 pub mod trace;
 
 pub use ablate::{ablate, AblateComponent, AblateOptions, AblateResult, AblationKind};
