@@ -32,6 +32,10 @@ enum Command {
     Trace(cli::trace::TraceArgs),
     /// The structural dataset of LLMs and benchmark scores.
     Dataset(cli::dataset::DatasetArgs),
+    /// Per-layer findings (lens, ablation, attribution) of several models, resumable.
+    Sweep(cli::sweep::SweepArgs),
+    /// Findings of `strata sweep` correlated with the structural dataset.
+    Correlate(cli::correlate::CorrelateArgs),
 }
 
 fn main() {
@@ -50,6 +54,8 @@ fn main() {
         Command::Patch(a) => cli::patch::run(a),
         Command::Trace(a) => cli::trace::run(a),
         Command::Dataset(a) => cli::dataset::run(a),
+        Command::Sweep(a) => cli::sweep::run(a),
+        Command::Correlate(a) => cli::correlate::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
