@@ -118,10 +118,12 @@ pub fn run(args: SweepArgs) -> Result<()> {
         sweeps.push(ckpt.sweep);
     }
     write_tables(&args.out, &sweeps)?;
+    let fig = profiles_figure(&sweeps, &args.out.join("profiles"))?;
     println!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         args.out.join("layers.csv").display(),
-        args.out.join("models.csv").display()
+        args.out.join("models.csv").display(),
+        fig.png.display()
     );
     Ok(())
 }
@@ -213,4 +215,59 @@ fn write_tables(out: &Path, sweeps: &[ModelSweep]) -> Result<()> {
         &model_rows,
     )?;
     Ok(())
+}
+
+/// Per-layer profiles of every model on a relative-depth axis, one panel per finding.
+fn profiles_figure(sweeps: &[ModelSweep], stem: &Path) -> Result<strata_report::FigureFiles> {
+    type Pick = fn(&LayerFinding) -> f64;
+    let findings: [(&str, &str, Pick); 5] = [
+        ("Logit lens: target probability", "p(target)", |l| {
+            l.lens_target_prob
+        }),
+        (
+            "Attention zeroed: logit difference left",
+            "normalised logit diff",
+            |l| l.attn_ablation,
+        ),
+        (
+            "MLP zeroed: logit difference left",
+            "normalised logit diff",
+            |l| l.mlp_ablation,
+        ),
+        ("Direct logit attribution: attention", "logit diff", |l| {
+            l.attn_attribution
+        }),
+        ("Direct logit attribution: MLP", "logit diff", |l| {
+            l.mlp_attribution
+        }),
+    ];
+    let panels = findings
+        .iter()
+        .map(|(title, y_label, pick)| {
+            strata_report::Figure::Lines(strata_report::Lines {
+                title: title.to_string(),
+                x_label: "relative depth (block / L)".into(),
+                y_label: y_label.to_string(),
+                series: sweeps
+                    .iter()
+                    .map(|s| {
+                        let short = s.summary.model_id.rsplit('/').next().unwrap_or_default();
+                        let name = format!("{short} (L={})", s.summary.n_layers);
+                        strata_report::LineSeries::new(
+                            name,
+                            s.layers.iter().map(|l| (l.relative_depth, pick(l))).collect(),
+                        )
+                    })
+                    .collect(),
+                x_range: Some((0.0, 1.0)),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let fig = strata_report::Panels {
+        title: "Per-layer findings by relative depth".into(),
+        panels,
+        columns: 2,
+    };
+    Ok(strata_report::panels(&fig, stem)?)
 }
