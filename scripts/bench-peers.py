@@ -292,9 +292,13 @@ def worker_tl(args, task):
                 return pd.DataFrame({"layer": [l for l in layers for _ in range(n_pos)],
                                      "pos": [p for _ in layers for p in range(n_pos)]})
             for _ in range(args.warmup):  # one layer's positions, same code path
-                fn(bridge, corrupted, clean_cache, metric, index_df=df_of(sweep_layers[:1]))
+                # the get_act_patch_* partials fix index_axis_names; an explicit index_df needs
+                # it cleared (generic_activation_patch asserts that only one of the two is given)
+                fn(bridge, corrupted, clean_cache, metric, index_axis_names=None,
+                   index_df=df_of(sweep_layers[:1]))
             if args.layer_list:  # explicit rows: a flat result, one value per (layer, pos)
                 times, out = timed(lambda: fn(bridge, corrupted, clean_cache, metric,
+                                              index_axis_names=None,
                                               index_df=df_of(sweep_layers)), 0, args.repeats)
                 out = out.reshape(len(sweep_layers), n_pos)
             else:
