@@ -30,6 +30,8 @@ enum Command {
     Patch(cli::patch::PatchArgs),
     /// Causal tracing (ROME): noise the subject, restore states layer by layer.
     Trace(cli::trace::TraceArgs),
+    /// Every experiment on a probe suite: results, figures and one self-contained HTML report.
+    Report(cli::report::ReportArgs),
     /// The structural dataset of LLMs and benchmark scores.
     Dataset(cli::dataset::DatasetArgs),
     /// Per-layer findings (lens, ablation, attribution) of several models, resumable.
@@ -53,6 +55,7 @@ fn main() {
         Command::Ablate(a) => cli::ablate::run(a),
         Command::Patch(a) => cli::patch::run(a),
         Command::Trace(a) => cli::trace::run(a),
+        Command::Report(a) => cli::report::run(a),
         Command::Dataset(a) => cli::dataset::run(a),
         Command::Sweep(a) => cli::sweep::run(a),
         Command::Correlate(a) => cli::correlate::run(a),

@@ -4,10 +4,9 @@ use clap::Args;
 use std::path::PathBuf;
 use strata_experiments::ablate::{ablate_prepared, count_runs, AblateComponent, AblateOptions, AblationKind};
 use strata_experiments::prepare_all;
-use strata_experiments::results::{sweep_csv_records, write_csv, write_json, SWEEP_CSV_HEADER};
 use strata_experiments::Metric;
 
-use super::common::ModelArgs;
+use super::common::{write_sweep_files, ModelArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -90,12 +89,7 @@ pub fn run(args: AblateArgs) -> Result<()> {
     let res = ablate_prepared(&model, &prepared, &refs, &opts, &mut |k| pb.inc(k as u64))?;
     pb.finish_and_clear();
     out_dir(&args.out)?;
-    let json = args.out.join("ablate.json");
-    write_json(&json, &res)?;
-    let csv = args.out.join("ablate.csv");
-    let mut rows = res.rows.clone();
-    rows.extend(res.summary.iter().cloned());
-    write_csv(&csv, SWEEP_CSV_HEADER, &sweep_csv_records(&rows))?;
+    let (json, csv) = write_sweep_files(&args.out, "ablate", &res, &res.rows, &res.summary)?;
     println!(
         "{} ablation, metric {}: clean {:.4}{}",
         args.kind,
@@ -130,6 +124,12 @@ pub fn run(args: AblateArgs) -> Result<()> {
                 .unwrap_or_else(|| "-".into())
         );
     }
-    println!("wrote {} and {}", json.display(), csv.display());
+    let figs = super::figures::ablate_figures(&res, &args.out, "ablate", None)?;
+    println!(
+        "wrote {} and {}, {} figures (PNG + SVG)",
+        json.display(),
+        csv.display(),
+        figs.len()
+    );
     Ok(())
 }

@@ -64,3 +64,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
+
+/// Writes an ablation / patching result as `dir/<stem>.json` and `dir/<stem>.csv` (rows, then
+/// summary rows).
+pub fn write_sweep_files<T: serde::Serialize>(
+    dir: &Path,
+    stem: &str,
+    result: &T,
+    rows: &[strata_experiments::SweepRow],
+    summary: &[strata_experiments::SweepRow],
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use strata_experiments::results::{sweep_csv_records, write_csv, write_json, SWEEP_CSV_HEADER};
+    let json = dir.join(format!("{stem}.json"));
+    write_json(&json, result)?;
+    let csv = dir.join(format!("{stem}.csv"));
+    let mut all = rows.to_vec();
+    all.extend(summary.iter().cloned());
+    write_csv(&csv, SWEEP_CSV_HEADER, &sweep_csv_records(&all))?;
+    Ok((json, csv))
+}

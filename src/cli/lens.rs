@@ -122,56 +122,7 @@ pub fn run(args: LensArgs) -> Result<()> {
     };
     let results = logit_lens(&model, &items, &opts)?;
     out_dir(&args.out)?;
-    let json = args.out.join("lens.json");
-    if results.len() == 1 {
-        write_json(&json, &results[0])?;
-    } else {
-        write_json(
-            &json,
-            &LensSuite {
-                schema_version: SCHEMA_VERSION,
-                experiment: "lens",
-                model: &model.name,
-                items: &results,
-            },
-        )?;
-    }
-    let mut records = Vec::new();
-    for r in &results {
-        for row in &r.rows {
-            records.push(vec![
-                r.id.clone(),
-                row.layer.to_string(),
-                row.position.to_string(),
-                r.tokens[row.position].clone(),
-                row.target_rank.to_string(),
-                row.target_prob.to_string(),
-                row.target_logit.to_string(),
-                row.kl_to_final.to_string(),
-                row.entropy.to_string(),
-                row.top.first().map(|t| t.token.clone()).unwrap_or_default(),
-                row.top.first().map(|t| t.prob.to_string()).unwrap_or_default(),
-            ]);
-        }
-    }
-    let csv = args.out.join("lens.csv");
-    write_csv(
-        &csv,
-        &[
-            "item",
-            "layer",
-            "position",
-            "token",
-            "target_rank",
-            "target_prob",
-            "target_logit",
-            "kl_to_final",
-            "entropy",
-            "top1_token",
-            "top1_prob",
-        ],
-        &records,
-    )?;
+    let (json, csv) = write_lens_files(&args.out, "lens", &model.name, &results)?;
     for r in &results {
         let last = r.tokens.len() - 1;
         println!(
@@ -200,6 +151,73 @@ pub fn run(args: LensArgs) -> Result<()> {
             _ => println!("  target never top-1 at the last position"),
         }
     }
-    println!("wrote {} and {}", json.display(), csv.display());
+    let figs = super::figures::lens_figures(&results, &args.out, 8)?;
+    println!(
+        "wrote {} and {}, {} figures (PNG + SVG)",
+        json.display(),
+        csv.display(),
+        figs.len()
+    );
     Ok(())
+}
+
+/// Writes `dir/<stem>.json` (one result, or `{schema_version, experiment, model, items}`) and
+/// `dir/<stem>.csv`.
+pub fn write_lens_files(
+    dir: &Path,
+    stem: &str,
+    model: &str,
+    results: &[LensResult],
+) -> Result<(PathBuf, PathBuf)> {
+    let json = dir.join(format!("{stem}.json"));
+    if results.len() == 1 {
+        write_json(&json, &results[0])?;
+    } else {
+        write_json(
+            &json,
+            &LensSuite {
+                schema_version: SCHEMA_VERSION,
+                experiment: "lens",
+                model,
+                items: results,
+            },
+        )?;
+    }
+    let mut records = Vec::new();
+    for r in results {
+        for row in &r.rows {
+            records.push(vec![
+                r.id.clone(),
+                row.layer.to_string(),
+                row.position.to_string(),
+                r.tokens[row.position].clone(),
+                row.target_rank.to_string(),
+                row.target_prob.to_string(),
+                row.target_logit.to_string(),
+                row.kl_to_final.to_string(),
+                row.entropy.to_string(),
+                row.top.first().map(|t| t.token.clone()).unwrap_or_default(),
+                row.top.first().map(|t| t.prob.to_string()).unwrap_or_default(),
+            ]);
+        }
+    }
+    let csv = dir.join(format!("{stem}.csv"));
+    write_csv(
+        &csv,
+        &[
+            "item",
+            "layer",
+            "position",
+            "token",
+            "target_rank",
+            "target_prob",
+            "target_logit",
+            "kl_to_final",
+            "entropy",
+            "top1_token",
+            "top1_prob",
+        ],
+        &records,
+    )?;
+    Ok((json, csv))
 }

@@ -6,10 +6,9 @@ use strata_experiments::patch::{
     activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions,
 };
 use strata_experiments::prepare_all;
-use strata_experiments::results::{sweep_csv_records, write_csv, write_json, SWEEP_CSV_HEADER};
 use strata_experiments::Metric;
 
-use super::common::ModelArgs;
+use super::common::{write_sweep_files, ModelArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -69,12 +68,7 @@ pub fn run(args: PatchArgs) -> Result<()> {
     let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
     pb.finish_and_clear();
     out_dir(&args.out)?;
-    let json = args.out.join("patch.json");
-    write_json(&json, &res)?;
-    let csv = args.out.join("patch.csv");
-    let mut rows = res.rows.clone();
-    rows.extend(res.summary.iter().cloned());
-    write_csv(&csv, SWEEP_CSV_HEADER, &sweep_csv_records(&rows))?;
+    let (json, csv) = write_sweep_files(&args.out, "patch", &res, &res.rows, &res.summary)?;
     println!(
         "{} patching, metric {}: clean {:.4}, corrupted {:.4}",
         args.direction, res.metric, res.clean, res.corrupted
@@ -107,6 +101,12 @@ pub fn run(args: PatchArgs) -> Result<()> {
             r.normalized.unwrap()
         );
     }
-    println!("wrote {} and {}", json.display(), csv.display());
+    let figs = super::figures::patch_figures(&res, &args.out, "patch", 4)?;
+    println!(
+        "wrote {} and {}, {} figures (PNG + SVG)",
+        json.display(),
+        csv.display(),
+        figs.len()
+    );
     Ok(())
 }

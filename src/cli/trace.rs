@@ -1,7 +1,7 @@
 //! `strata trace`: causal tracing (ROME) of a factual prompt's subject.
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use strata_experiments::results::{write_csv, write_json, SCHEMA_VERSION};
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
@@ -91,48 +91,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
     let results = causal_trace_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
     pb.finish_and_clear();
     out_dir(&args.out)?;
-    let json = args.out.join("trace.json");
-    if results.len() == 1 {
-        write_json(&json, &results[0])?;
-    } else {
-        write_json(
-            &json,
-            &TraceSuite {
-                schema_version: SCHEMA_VERSION,
-                experiment: "trace",
-                model: &model.name,
-                items: &results,
-            },
-        )?;
-    }
-    let mut records = Vec::new();
-    for r in &results {
-        for row in &r.rows {
-            records.push(vec![
-                r.id.clone(),
-                row.kind.name().to_string(),
-                row.layer.to_string(),
-                row.position.to_string(),
-                r.tokens[row.position].clone(),
-                row.value.to_string(),
-                row.normalized.map(|x| x.to_string()).unwrap_or_default(),
-            ]);
-        }
-    }
-    let csv = args.out.join("trace.csv");
-    write_csv(
-        &csv,
-        &[
-            "item",
-            "kind",
-            "layer",
-            "position",
-            "token",
-            "value",
-            "normalized",
-        ],
-        &records,
-    )?;
+    let (json, csv) = write_trace_files(&args.out, "trace", &model.name, &results)?;
     for r in &results {
         println!(
             "{} {:?}: subject tokens {:?}, noise std {:.4}; {} clean {:.4}, corrupted {:.4}",
@@ -156,6 +115,65 @@ pub fn run(args: TraceArgs) -> Result<()> {
             }
         }
     }
-    println!("wrote {} and {}", json.display(), csv.display());
+    let figs = super::figures::trace_figures(&results, &args.out, 4)?;
+    println!(
+        "wrote {} and {}, {} figures (PNG + SVG)",
+        json.display(),
+        csv.display(),
+        figs.len()
+    );
     Ok(())
+}
+
+/// Writes `dir/<stem>.json` (one result, or `{schema_version, experiment, model, items}`) and
+/// `dir/<stem>.csv`.
+pub fn write_trace_files(
+    dir: &Path,
+    stem: &str,
+    model: &str,
+    results: &[TraceResult],
+) -> Result<(PathBuf, PathBuf)> {
+    let json = dir.join(format!("{stem}.json"));
+    if results.len() == 1 {
+        write_json(&json, &results[0])?;
+    } else {
+        write_json(
+            &json,
+            &TraceSuite {
+                schema_version: SCHEMA_VERSION,
+                experiment: "trace",
+                model,
+                items: results,
+            },
+        )?;
+    }
+    let mut records = Vec::new();
+    for r in results {
+        for row in &r.rows {
+            records.push(vec![
+                r.id.clone(),
+                row.kind.name().to_string(),
+                row.layer.to_string(),
+                row.position.to_string(),
+                r.tokens[row.position].clone(),
+                row.value.to_string(),
+                row.normalized.map(|x| x.to_string()).unwrap_or_default(),
+            ]);
+        }
+    }
+    let csv = dir.join(format!("{stem}.csv"));
+    write_csv(
+        &csv,
+        &[
+            "item",
+            "kind",
+            "layer",
+            "position",
+            "token",
+            "value",
+            "normalized",
+        ],
+        &records,
+    )?;
+    Ok((json, csv))
 }

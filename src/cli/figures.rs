@@ -1,0 +1,738 @@
+//! Experiment results → figures (strata-report's generic Heatmap / Bars / Lines), written as
+//! PNG + SVG. Used by `strata lens | ablate | patch | trace` (figures next to their result files)
+//! and by `strata report` (which also embeds them in its HTML file).
+use anyhow::{Context, Result};
+use std::path::Path;
+use strata_experiments::ablate::{AblateResult, AblationKind};
+use strata_experiments::lens::LensResult;
+use strata_experiments::patch::{Direction, PatchResult};
+use strata_experiments::results::SweepRow;
+use strata_experiments::trace::{TraceKind, TraceResult};
+use strata_experiments::Metric;
+use strata_report::{token_label, BarSeries, Bars, Figure, FigureFiles, Heatmap, LineSeries, Lines, Scale};
+
+/// A figure written to disk (`files`) with the caption a report shows under it.
+pub struct Saved {
+    pub caption: String,
+    pub files: FigureFiles,
+}
+
+/// Writes `fig` as `dir/stem.png` and `dir/stem.svg`.
+pub fn save(dir: &Path, stem: &str, caption: impl Into<String>, fig: impl Into<Figure>) -> Result<Saved> {
+    let figure = fig.into();
+    let files = figure
+        .save(dir.join(stem))
+        .with_context(|| format!("writing figure {}", dir.join(stem).display()))?;
+    Ok(Saved {
+        caption: caption.into(),
+        files,
+    })
+}
+
+/// A file-name-safe version of an item id.
+pub fn slug(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "item".into()
+    } else {
+        s
+    }
+}
+
+/// The model's short name for titles: a path's file stem, a repo id's last part.
+pub fn short_model(name: &str) -> String {
+    let p = Path::new(name.trim_end_matches('/'));
+    let stem = if name.ends_with(".gguf") {
+        p.file_stem()
+    } else {
+        p.file_name()
+    };
+    stem.map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn metric_label(metric: Metric) -> &'static str {
+    match metric {
+        Metric::LogitDiff => "logit difference",
+        Metric::TargetProb => "p(target)",
+        Metric::Loss => "loss",
+        Metric::Kl => "KL(clean ‖ run)",
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\n', "\\n"))
+}
+
+/// The last position of a lens result (the one that predicts the target).
+fn last_position(r: &LensResult) -> usize {
+    r.tokens.len().saturating_sub(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logit lens
+
+/// Layer × position heatmap of one prompt: colour = probability of the lens's top-1 token, cell
+/// text = that token (nostalgebraist's logit-lens plot). Layer 0 (the embeddings) at the bottom.
+pub fn lens_heatmap(r: &LensResult) -> Heatmap {
+    let layers: Vec<usize> = {
+        let mut l: Vec<usize> = r.rows.iter().map(|x| x.layer).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    };
+    let positions: Vec<usize> = {
+        let mut p: Vec<usize> = r.rows.iter().map(|x| x.position).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let mut values = Vec::new();
+    let mut ann = Vec::new();
+    for &l in &layers {
+        let mut vrow = Vec::new();
+        let mut arow = Vec::new();
+        for &p in &positions {
+            match r.row(l, p).and_then(|row| row.top.first()) {
+                Some(t) => {
+                    vrow.push(t.prob);
+                    arow.push(token_label(&t.token));
+                }
+                None => {
+                    vrow.push(f64::NAN);
+                    arow.push(String::new());
+                }
+            }
+        }
+        values.push(vrow);
+        ann.push(arow);
+    }
+    let source = match r.source.name() {
+        "resid" => String::new(),
+        s => format!(" ({s})"),
+    };
+    Heatmap {
+        title: format!(
+            "Logit lens{source}: {}, {} → {}",
+            short_model(&r.model),
+            quoted(&r.prompt),
+            quoted(&r.target)
+        ),
+        values,
+        row_labels: layers.iter().map(|l| l.to_string()).collect(),
+        col_labels: positions
+            .iter()
+            .map(|&p| token_label(r.tokens.get(p).map(String::as_str).unwrap_or("?")))
+            .collect(),
+        x_label: "input token (the cell predicts the next token)".into(),
+        y_label: if r.source.name() == "resid" {
+            "layer (0 = embeddings)".into()
+        } else {
+            "block".into()
+        },
+        annotations: Some(ann),
+        scale: Scale::Sequential,
+        limits: Some((0.0, 1.0)),
+        colorbar_label: "p(top-1 token)".into(),
+        rows_bottom_up: true,
+    }
+}
+
+/// Per layer at each prompt's last position: (layer, [value per item]).
+fn lens_by_layer(
+    results: &[LensResult],
+    f: impl Fn(&strata_experiments::LensRow) -> f64,
+) -> Vec<(usize, Vec<f64>)> {
+    let max_layer = results
+        .iter()
+        .flat_map(|r| r.rows.iter().map(|x| x.layer))
+        .max()
+        .unwrap_or(0);
+    (0..=max_layer)
+        .map(|l| {
+            let vals = results
+                .iter()
+                .filter_map(|r| r.row(l, last_position(r)).map(&f))
+                .collect();
+            (l, vals)
+        })
+        .filter(|(_, v): &(usize, Vec<f64>)| !v.is_empty())
+        .collect()
+}
+
+fn target_names(results: &[LensResult]) -> String {
+    match results {
+        [r] => format!("target {}", quoted(&r.target)),
+        _ => format!("targets of {} items", results.len()),
+    }
+}
+
+/// Rank of the target + 1 per layer (log axis) at the last position: the geometric mean over
+/// the items, and the min and max when there are several.
+pub fn lens_rank_lines(results: &[LensResult]) -> Lines {
+    let by = lens_by_layer(results, |x| x.target_rank as f64 + 1.0);
+    let n = results.len();
+    let mut series = vec![LineSeries::new(
+        if n == 1 {
+            results[0].id.clone()
+        } else {
+            format!("geometric mean (n = {n})")
+        },
+        by.iter()
+            .map(|(l, v)| {
+                (
+                    *l as f64,
+                    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp(),
+                )
+            })
+            .collect(),
+    )];
+    if n > 1 {
+        series.push(LineSeries::new(
+            "best item",
+            by.iter()
+                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(f64::INFINITY, f64::min)))
+                .collect(),
+        ));
+        series.push(LineSeries::new(
+            "worst item",
+            by.iter()
+                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(0.0, f64::max)))
+                .collect(),
+        ));
+    }
+    Lines {
+        title: format!(
+            "Logit lens: rank of the {} per layer (last position), {}",
+            target_names(results),
+            short_model(&results[0].model)
+        ),
+        x_label: "layer (0 = embeddings)".into(),
+        y_label: "target rank + 1 (log; 1 = top-1)".into(),
+        series,
+        y_log: true,
+        ..Default::default()
+    }
+}
+
+/// Probability of the target per layer at the last position: mean, min and max over items.
+pub fn lens_prob_lines(results: &[LensResult]) -> Lines {
+    let by = lens_by_layer(results, |x| x.target_prob);
+    let n = results.len();
+    let mut series = vec![LineSeries::new(
+        if n == 1 {
+            results[0].id.clone()
+        } else {
+            format!("mean (n = {n})")
+        },
+        by.iter()
+            .map(|(l, v)| (*l as f64, v.iter().sum::<f64>() / v.len() as f64))
+            .collect(),
+    )];
+    if n > 1 {
+        series.push(LineSeries::new(
+            "min",
+            by.iter()
+                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(f64::INFINITY, f64::min)))
+                .collect(),
+        ));
+        series.push(LineSeries::new(
+            "max",
+            by.iter()
+                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(0.0, f64::max)))
+                .collect(),
+        ));
+    }
+    Lines {
+        title: format!(
+            "Logit lens: probability of the {} per layer (last position), {}",
+            target_names(results),
+            short_model(&results[0].model)
+        ),
+        x_label: "layer (0 = embeddings)".into(),
+        y_label: "p(target)".into(),
+        series,
+        y_range: Some((0.0, 1.0)),
+        ..Default::default()
+    }
+}
+
+/// Lens figures: rank and probability lines over all items, one heatmap per item (at most
+/// `max_heatmaps`), as `dir/lens_rank`, `dir/lens_prob`, `dir/lens_<id>`.
+pub fn lens_figures(results: &[LensResult], dir: &Path, max_heatmaps: usize) -> Result<Vec<Saved>> {
+    let mut out = Vec::new();
+    if results.is_empty() {
+        return Ok(out);
+    }
+    let n = results.len();
+    let avg = if n == 1 {
+        String::new()
+    } else {
+        format!(" Geometric mean, best and worst over n = {n} items.")
+    };
+    out.push(save(
+        dir,
+        "lens_rank",
+        format!(
+            "Rank of the target token (+1, log scale) under the logit lens at the last position, per \
+             layer; layer 0 is the embeddings, the last layer is the model's output.{avg}"
+        ),
+        lens_rank_lines(results),
+    )?);
+    let avg = if n == 1 {
+        String::new()
+    } else {
+        format!(" Mean, min and max over n = {n} items.")
+    };
+    out.push(save(
+        dir,
+        "lens_prob",
+        format!("Probability of the target token under the logit lens at the last position, per layer.{avg}"),
+        lens_prob_lines(results),
+    )?);
+    for r in results.iter().take(max_heatmaps) {
+        out.push(save(
+            dir,
+            &format!("lens_{}", slug(&r.id)),
+            format!(
+                "Logit lens of item {}: the top-1 token at every layer and position (colour: its \
+                 probability). Target {} at the last position.",
+                r.id,
+                quoted(&r.target)
+            ),
+            lens_heatmap(r),
+        )?);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ablation
+
+/// Rows to plot: the suite mean when there are several items, else the item's rows.
+fn shown_rows<'a>(rows: &'a [SweepRow], summary: &'a [SweepRow]) -> &'a [SweepRow] {
+    if summary.is_empty() {
+        rows
+    } else {
+        summary
+    }
+}
+
+fn kind_name(kind: AblationKind) -> &'static str {
+    match kind {
+        AblationKind::Zero => "zero",
+        AblationKind::Mean => "mean",
+        AblationKind::Resample => "resample",
+    }
+}
+
+fn component_title(c: &str) -> &str {
+    match c {
+        "block" => "whole block",
+        "attn_out" => "attention out",
+        "mlp_out" => "MLP out",
+        "resid_pre" => "residual stream (resid_pre)",
+        "resid_mid" => "residual stream (resid_mid)",
+        "resid_post" => "residual stream (resid_post)",
+        "z" => "attention heads (z)",
+        "head" => "attention heads",
+        c => c,
+    }
+}
+
+/// Effect of ablating each layer's components: bars of (ablated − clean) metric per layer,
+/// one series per non-head component (all positions ablated at once). `None` when the result
+/// has no such rows (e.g. heads only, or per-position ablation).
+pub fn ablate_bars(res: &AblateResult, value_range: Option<(f64, f64)>) -> Option<Bars> {
+    let rows = shown_rows(&res.rows, &res.summary);
+    let comps: Vec<&str> = res
+        .components
+        .iter()
+        .map(|c| c.name())
+        .filter(|c| *c != "head")
+        .collect();
+    let layers = res.n_layers;
+    let mut series = Vec::new();
+    for c in comps {
+        let mut vals = vec![f64::NAN; layers];
+        let mut any = false;
+        for r in rows
+            .iter()
+            .filter(|r| r.component == c && r.position.is_none() && r.head.is_none())
+        {
+            if r.layer < layers {
+                vals[r.layer] = r.value - res.clean;
+                any = true;
+            }
+        }
+        if any {
+            series.push(BarSeries::new(component_title(c), vals));
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let n = res.items.len();
+    let over = if n > 1 {
+        format!(", mean over {n} items")
+    } else {
+        format!(", {}", res.items[0].id)
+    };
+    Some(Bars {
+        title: format!(
+            "{} ablation per layer: change in {} (clean {:.3}){over}",
+            kind_name(res.kind),
+            metric_label(res.metric),
+            res.clean
+        ),
+        categories: (0..layers).map(|l| l.to_string()).collect(),
+        series,
+        x_label: "layer".into(),
+        y_label: format!("Δ {} (ablated − clean)", metric_label(res.metric)),
+        value_range,
+        ..Default::default()
+    })
+}
+
+/// Range of (value − clean) over the non-head, all-position rows of several ablation results,
+/// so their bar charts share an axis.
+pub fn ablate_delta_range(results: &[&AblateResult]) -> Option<(f64, f64)> {
+    let mut lo = 0.0f64;
+    let mut hi = 0.0f64;
+    let mut any = false;
+    for res in results {
+        for r in shown_rows(&res.rows, &res.summary)
+            .iter()
+            .filter(|r| r.head.is_none() && r.position.is_none())
+        {
+            let d = r.value - res.clean;
+            if d.is_finite() {
+                lo = lo.min(d);
+                hi = hi.max(d);
+                any = true;
+            }
+        }
+    }
+    any.then(|| {
+        let pad = 0.05 * (hi - lo).max(1e-9);
+        (
+            if lo < 0.0 { lo - pad } else { 0.0 },
+            if hi > 0.0 { hi + pad } else { 0.0 },
+        )
+    })
+}
+
+/// Layer × head heatmap of (ablated − clean) metric for head ablation; white at 0.
+pub fn ablate_head_heatmap(res: &AblateResult) -> Option<Heatmap> {
+    let rows = shown_rows(&res.rows, &res.summary);
+    let heads: Vec<&SweepRow> = rows
+        .iter()
+        .filter(|r| r.head.is_some() && r.position.is_none())
+        .collect();
+    if heads.is_empty() {
+        return None;
+    }
+    let mut values = vec![vec![f64::NAN; res.n_heads]; res.n_layers];
+    for r in heads {
+        let h = r.head.unwrap_or(0);
+        if r.layer < res.n_layers && h < res.n_heads {
+            values[r.layer][h] = r.value - res.clean;
+        }
+    }
+    let n = res.items.len();
+    let over = if n > 1 {
+        format!("mean over {n} items")
+    } else {
+        res.items[0].id.clone()
+    };
+    Some(Heatmap {
+        title: format!(
+            "{} ablation of single heads: change in {} (clean {:.3}), {over}",
+            kind_name(res.kind),
+            metric_label(res.metric),
+            res.clean
+        ),
+        values,
+        row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
+        col_labels: (0..res.n_heads).map(|h| format!("H{h}")).collect(),
+        x_label: "head".into(),
+        y_label: "layer".into(),
+        annotations: None,
+        scale: Scale::Diverging { center: 0.0 },
+        limits: None,
+        colorbar_label: format!("Δ {}", metric_label(res.metric)),
+        rows_bottom_up: true,
+    })
+}
+
+/// Ablation figures as `dir/<prefix>_bars` and `dir/<prefix>_heads`.
+pub fn ablate_figures(
+    res: &AblateResult,
+    dir: &Path,
+    prefix: &str,
+    value_range: Option<(f64, f64)>,
+) -> Result<Vec<Saved>> {
+    let mut out = Vec::new();
+    if let Some(b) = ablate_bars(res, value_range) {
+        out.push(save(
+            dir,
+            &format!("{prefix}_bars"),
+            format!(
+                "{} ablation of each layer's components (all positions at once): change of the {} \
+                 at the last position relative to the clean run ({:.4}); negative = the component \
+                 helps the prediction.",
+                kind_name(res.kind),
+                metric_label(res.metric),
+                res.clean
+            ),
+            b,
+        )?);
+    }
+    if let Some(h) = ablate_head_heatmap(res) {
+        out.push(save(
+            dir,
+            &format!("{prefix}_heads"),
+            format!(
+                "{} ablation of single attention heads (all positions): change of the {} relative \
+                 to the clean run ({:.4}); blue = the head helps, red = it hurts; white = no effect.",
+                kind_name(res.kind),
+                metric_label(res.metric),
+                res.clean
+            ),
+            h,
+        )?);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation patching
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Denoising => "denoising",
+        Direction::Noising => "noising",
+    }
+}
+
+/// One heatmap per (item, per-position component): layer × position of the normalized metric,
+/// white at 0; plus one per item for per-head z (layer × head). Stems are
+/// `<prefix>_<component>_<item>`.
+pub fn patch_heatmaps(res: &PatchResult, max_items: usize) -> Vec<(String, String, Heatmap)> {
+    let mut out = Vec::new();
+    let metric = metric_label(res.metric);
+    let dir = direction_name(res.direction);
+    for item in res.items.iter().take(max_items) {
+        let rows: Vec<&SweepRow> = res.rows.iter().filter(|r| r.item == item.id).collect();
+        let ntok = item.tokens.len();
+        let col_labels: Vec<String> = (0..ntok)
+            .map(|p| {
+                let clean = token_label(&item.tokens[p]);
+                match item.corrupted_tokens.as_ref().and_then(|c| c.get(p)) {
+                    Some(c) if *c != item.tokens[p] => format!("{clean}/{}", token_label(c)),
+                    _ => clean,
+                }
+            })
+            .collect();
+        let corrupt = item.corrupted_prompt.as_deref().map(quoted).unwrap_or_default();
+        for comp in &res.components {
+            let name = comp.name();
+            let crow: Vec<&&SweepRow> = rows.iter().filter(|r| r.component == name).collect();
+            if crow.is_empty() {
+                continue;
+            }
+            if name == "z" {
+                let mut values = vec![vec![f64::NAN; res.n_heads]; res.n_layers];
+                for r in crow.iter().filter(|r| r.position.is_none()) {
+                    if let Some(h) = r.head {
+                        if r.layer < res.n_layers && h < res.n_heads {
+                            values[r.layer][h] = r.normalized.unwrap_or(f64::NAN);
+                        }
+                    }
+                }
+                out.push((
+                    format!("z_{}", slug(&item.id)),
+                    format!(
+                        "Activation patching ({dir}) of each attention head's output z (all \
+                         positions), item {}: clean {} vs corrupted {corrupt}. Normalized {metric}: \
+                         1 = the clean behaviour restored, 0 = no effect (white).",
+                        item.id,
+                        quoted(&item.prompt)
+                    ),
+                    Heatmap {
+                        title: format!("Patching heads (z, {dir}): {} → {corrupt}", quoted(&item.prompt)),
+                        values,
+                        row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
+                        col_labels: (0..res.n_heads).map(|h| format!("H{h}")).collect(),
+                        x_label: "head".into(),
+                        y_label: "layer".into(),
+                        annotations: None,
+                        scale: Scale::Diverging { center: 0.0 },
+                        limits: None,
+                        colorbar_label: format!("normalized {metric}"),
+                        rows_bottom_up: true,
+                    },
+                ));
+                continue;
+            }
+            let mut values = vec![vec![f64::NAN; ntok]; res.n_layers];
+            let mut per_pos = false;
+            for r in &crow {
+                if let Some(p) = r.position {
+                    if r.layer < res.n_layers && p < ntok {
+                        values[r.layer][p] = r.normalized.unwrap_or(f64::NAN);
+                        per_pos = true;
+                    }
+                }
+            }
+            if !per_pos {
+                continue;
+            }
+            out.push((
+                format!("{name}_{}", slug(&item.id)),
+                format!(
+                    "Activation patching ({dir}) of {} per layer and position, item {}: clean {} vs \
+                     corrupted {corrupt} (columns: clean/corrupted token where they differ). \
+                     Normalized {metric}: 1 = the clean behaviour restored, 0 = no effect (white), \
+                     negative = pushed the other way.",
+                    component_title(name),
+                    item.id,
+                    quoted(&item.prompt)
+                ),
+                Heatmap {
+                    title: format!(
+                        "Patching {} ({dir}): {} → {corrupt}",
+                        component_title(name),
+                        quoted(&item.prompt)
+                    ),
+                    values,
+                    row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
+                    col_labels: col_labels.clone(),
+                    x_label: "position (clean/corrupted token)".into(),
+                    y_label: "layer".into(),
+                    annotations: None,
+                    scale: Scale::Diverging { center: 0.0 },
+                    limits: None,
+                    colorbar_label: format!("normalized {metric}"),
+                    rows_bottom_up: true,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Patching figures as `dir/<prefix>_<component>_<item>` for the first `max_items` items.
+pub fn patch_figures(res: &PatchResult, dir: &Path, prefix: &str, max_items: usize) -> Result<Vec<Saved>> {
+    patch_heatmaps(res, max_items)
+        .into_iter()
+        .map(|(stem, caption, h)| save(dir, &format!("{prefix}_{stem}"), caption, h))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal tracing
+
+/// The three ROME heatmaps of one item: token × layer of the metric after restoring the hidden
+/// state / MLP window / attention window at (token, layer) in the subject-noised run. Subject
+/// tokens are marked with `*`.
+pub fn trace_heatmaps(r: &TraceResult) -> Vec<(TraceKind, Heatmap)> {
+    let mut out = Vec::new();
+    let ntok = r.tokens.len();
+    let row_labels: Vec<String> = (0..ntok)
+        .map(|p| {
+            let t = token_label(&r.tokens[p]);
+            if r.subject_positions.contains(&p) {
+                format!("{t}*")
+            } else {
+                t
+            }
+        })
+        .collect();
+    for kind in TraceKind::ALL {
+        let rows: Vec<_> = r.rows.iter().filter(|x| x.kind == kind).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut values = vec![vec![f64::NAN; r.n_layers]; ntok];
+        for x in rows {
+            if x.position < ntok && x.layer < r.n_layers {
+                values[x.position][x.layer] = x.value;
+            }
+        }
+        let what = match kind {
+            TraceKind::Hidden => "single restored layer (hidden state)".to_string(),
+            TraceKind::Mlp => format!("restored MLP, window {}", r.window),
+            TraceKind::Attn => format!("restored attention, window {}", r.window),
+        };
+        out.push((
+            kind,
+            Heatmap {
+                title: format!(
+                    "Causal trace, {what}: {} → {}",
+                    quoted(&r.prompt),
+                    quoted(&r.target)
+                ),
+                values,
+                row_labels: row_labels.clone(),
+                col_labels: (0..r.n_layers).map(|l| l.to_string()).collect(),
+                x_label: if kind == TraceKind::Hidden {
+                    "restored layer".into()
+                } else {
+                    "centre of the restored window of layers".into()
+                },
+                y_label: "restored token (* = noised subject)".into(),
+                annotations: None,
+                scale: Scale::Sequential,
+                limits: None,
+                colorbar_label: metric_label(r.metric).into(),
+                rows_bottom_up: false,
+            },
+        ));
+    }
+    out
+}
+
+/// Causal tracing figures as `dir/trace_<kind>_<item>` for the first `max_items` items.
+pub fn trace_figures(results: &[TraceResult], dir: &Path, max_items: usize) -> Result<Vec<Saved>> {
+    let mut out = Vec::new();
+    for r in results.iter().take(max_items) {
+        for (kind, h) in trace_heatmaps(r) {
+            let caption = format!(
+                "Causal tracing ({} restoration), item {}: the subject's embeddings are noised \
+                 (std {:.4}, {} samples, seed {}); colour = {} of {} after restoring the clean {} at \
+                 one token and layer. Clean run {:.4}, noised run {:.4}.",
+                kind.name(),
+                r.id,
+                r.noise_std,
+                r.samples,
+                r.seed,
+                metric_label(r.metric),
+                quoted(&r.target),
+                match kind {
+                    TraceKind::Hidden => "hidden state".to_string(),
+                    TraceKind::Mlp => format!("MLP outputs of {} layers around it", r.window),
+                    TraceKind::Attn => format!("attention outputs of {} layers around it", r.window),
+                },
+                r.clean,
+                r.corrupted
+            );
+            out.push(save(
+                dir,
+                &format!("trace_{}_{}", kind.name(), slug(&r.id)),
+                caption,
+                h,
+            )?);
+        }
+    }
+    Ok(out)
+}
