@@ -569,7 +569,7 @@ pub fn patch_heatmaps(res: &PatchResult, max_items: usize) -> Vec<(String, Strin
                         quoted(&item.prompt)
                     ),
                     Heatmap {
-                        title: format!("Patching heads (z, {dir}): {} → {corrupt}", quoted(&item.prompt)),
+                        title: format!("Patching heads (z), {dir}: {} → {corrupt}", quoted(&item.prompt)),
                         values,
                         row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
                         col_labels: (0..res.n_heads).map(|h| format!("H{h}")).collect(),
@@ -609,11 +609,7 @@ pub fn patch_heatmaps(res: &PatchResult, max_items: usize) -> Vec<(String, Strin
                     quoted(&item.prompt)
                 ),
                 Heatmap {
-                    title: format!(
-                        "Patching {} ({dir}): {} → {corrupt}",
-                        component_title(name),
-                        quoted(&item.prompt)
-                    ),
+                    title: format!("Patching {name}, {dir}: {} → {corrupt}", quoted(&item.prompt)),
                     values,
                     row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
                     col_labels: col_labels.clone(),
@@ -690,7 +686,7 @@ pub fn trace_heatmaps(r: &TraceResult) -> Vec<(TraceKind, Heatmap)> {
                 } else {
                     "centre of the restored window of layers".into()
                 },
-                y_label: "restored token (* = noised subject)".into(),
+                y_label: "token (* = noised subject)".into(),
                 annotations: None,
                 scale: Scale::Sequential,
                 limits: None,

@@ -1,0 +1,181 @@
+//! `strata report` end to end on the tiny llama fixture: every section, inline figures, result
+//! files.
+
+mod common;
+
+use common::fixture_model;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn strata(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "strata {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+// Words of the fixture tokenizer's training text: "The", " king", " had", " was", " the",
+// " time", " tea" are single tokens, so every prompt below has 4 tokens.
+const PROBE: &str = r#"# tiny suite for the llama fixture
+{"id": "king-had", "prompt": "The king had the", "target": " time", "distractor": " tea", "corrupted": "The tea had the", "subject": "king"}
+{"id": "king-was", "prompt": "The king was the", "target": " time", "distractor": " king", "corrupted": "The tea was the", "subject": "king"}
+{"id": "tea-had", "prompt": "The tea had the", "target": " king", "distractor": " time", "corrupted": "The king had the", "subject": "tea"}
+"#;
+
+fn assert_files(dir: &Path, names: &[&str]) {
+    for n in names {
+        let p = dir.join(n);
+        assert!(p.is_file(), "{} missing", p.display());
+        assert!(
+            std::fs::metadata(&p).unwrap().len() > 0,
+            "{} is empty",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn report_on_a_probe_suite() {
+    let dir = scratch("suite");
+    let probe = dir.join("probe.jsonl");
+    std::fs::write(&probe, PROBE).unwrap();
+    let out = dir.join("out");
+    let model = fixture_model("llama");
+    let stdout = strata(&[
+        "report",
+        "--model",
+        model.to_str().unwrap(),
+        "--probe",
+        probe.to_str().unwrap(),
+        "--trace-samples",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let html_path = out.join("report.html");
+    assert!(stdout.contains("report.html"), "{stdout}");
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    for section in [
+        "Run",
+        "Logit lens",
+        "Ablation",
+        "Activation patching",
+        "Causal tracing",
+        "Files",
+    ] {
+        assert!(
+            html.contains(&format!(">{section}</h2>")),
+            "section {section} missing"
+        );
+    }
+    assert!(!html.contains("Skipped"), "an experiment was skipped");
+    // Every figure inline (SVG), nothing loaded from elsewhere.
+    let figures = html.matches("<figure").count();
+    let svgs = html.matches("<svg").count();
+    assert!(figures >= 14, "only {figures} figures");
+    assert_eq!(figures, svgs, "every figure is an inline SVG");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    // Tables with the key numbers; token strings made visible on axes.
+    assert!(html.contains("first top-1 layer"));
+    assert!(html.contains("<table"));
+    assert!(
+        html.contains("·king/·tea"),
+        "patching axes show clean/corrupted tokens"
+    );
+    assert_files(
+        &out,
+        &[
+            "lens.json",
+            "lens.csv",
+            "ablate_zero.json",
+            "ablate_zero.csv",
+            "ablate_mean.json",
+            "ablate_mean.csv",
+            "ablate_heads.json",
+            "ablate_heads.csv",
+            "patch.json",
+            "patch.csv",
+            "patch_heads.json",
+            "patch_heads.csv",
+            "trace.json",
+            "trace.csv",
+        ],
+    );
+    let figs = out.join("figures");
+    let mut stems = vec![
+        "lens_rank".to_string(),
+        "lens_prob".into(),
+        "ablate_zero_bars".into(),
+        "ablate_mean_bars".into(),
+        "ablate_heads".into(),
+        "patch_resid_pre_king-had".into(),
+        "patch_attn_out_king-had".into(),
+        "patch_mlp_out_king-had".into(),
+        "patch_z_king-had".into(),
+        "trace_hidden_king-had".into(),
+        "trace_mlp_king-had".into(),
+        "trace_attn_king-had".into(),
+    ];
+    for id in ["king-had", "king-was", "tea-had"] {
+        stems.push(format!("lens_{id}"));
+    }
+    for s in &stems {
+        assert_files(&figs, &[&format!("{s}.png"), &format!("{s}.svg")]);
+        let png = std::fs::read(figs.join(format!("{s}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{s}.png is not a PNG");
+    }
+    // The result files follow the documented schema.
+    let lens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("lens.json")).unwrap()).unwrap();
+    assert_eq!(lens["items"].as_array().unwrap().len(), 3);
+    let patch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("patch.json")).unwrap()).unwrap();
+    assert_eq!(
+        patch["items"].as_array().unwrap().len(),
+        1,
+        "--patch-items defaults to 1"
+    );
+    // No temporary files left behind (atomic writes).
+    for entry in std::fs::read_dir(&out)
+        .unwrap()
+        .chain(std::fs::read_dir(&figs).unwrap())
+    {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.starts_with('.'), "left over: {name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_on_one_prompt_skips_what_it_cannot_run() {
+    let dir = scratch("prompt");
+    let out = dir.join("out");
+    let model = fixture_model("llama");
+    strata(&[
+        "report",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The king had the",
+        "--target",
+        " time",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(">Logit lens</h2>"));
+    assert!(html.contains("Skipped: no item has a corrupted partner."));
+    assert!(html.contains("Skipped: no item has a subject."));
+    assert_files(&out, &["lens.json", "ablate_zero.json", "ablate_heads.json"]);
+    assert!(!out.join("patch.json").exists() && !out.join("trace.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
