@@ -78,7 +78,7 @@ if [ -x "$CR/bin/nvcc" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${WHEELS[*
 else
     log "installing CUDA 13.0 wheels into $PREFIX (about 1.2 GB)"
     mkdir -p "$PREFIX"
-    "$PY" -m pip install --disable-pip-version-check -q --upgrade --target "$PREFIX" "${WHEELS[@]}" >&2
+    PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install --disable-pip-version-check -q --upgrade --target "$PREFIX" "${WHEELS[@]}" >&2
     printf '%s' "${WHEELS[*]}" > "$STAMP"
 fi
 [ -x "$CR/bin/nvcc" ] || { echo "build-cuda: $CR/bin/nvcc missing after install" >&2; exit 1; }
