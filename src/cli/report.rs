@@ -191,7 +191,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     out_dir(&fig_dir)?;
     let mut outputs = Outputs { files: Vec::new() };
     let mut stages: Vec<Stage> = Vec::new();
-    let n_stages = 5;
+    let n_stages = 6;
 
     // 1. Logit lens.
     stage_header(1, n_stages, &format!("logit lens on {} items", lens_items.len()));
@@ -221,14 +221,14 @@ pub fn run(args: ReportArgs) -> Result<()> {
     // 2. Layer ablations (zero, mean) and head ablation.
     let metric = metric_for(&prepared.iter().collect::<Vec<_>>());
     let mut ablations: Vec<AblateResult> = Vec::new();
-    for kind in [AblationKind::Zero, AblationKind::Mean] {
+    for (k, kind) in [AblationKind::Zero, AblationKind::Mean].into_iter().enumerate() {
         let kname = if kind == AblationKind::Zero {
             "zero"
         } else {
             "mean"
         };
         stage_header(
-            2,
+            2 + k,
             n_stages,
             &format!(
                 "{kname} ablation of attention and MLP outputs on {} items",
@@ -275,7 +275,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         None
     } else {
         stage_header(
-            3,
+            4,
             n_stages,
             &format!("zero ablation of single heads on {} items", head_prepared.len()),
         );
@@ -318,7 +318,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let mut patch_heads: Option<PatchResult> = None;
     if !patch_items.is_empty() {
         stage_header(
-            4,
+            5,
             n_stages,
             &format!("activation patching on {} items", patch_items.len()),
         );
@@ -380,7 +380,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let mut traces: Vec<TraceResult> = Vec::new();
     if !trace_items.is_empty() {
         stage_header(
-            5,
+            6,
             n_stages,
             &format!(
                 "causal tracing on {} items ({} noise samples)",

@@ -116,7 +116,8 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, max_n: usize) -> (Vec<f64>, f64) {
 /// A tick value printed with just enough decimals for `step`.
 pub(crate) fn fmt_tick(v: f64, step: f64) -> String {
     let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-    if step >= 1.0 && v.abs() < 1e6 {
+    // Whole steps only: a 2.5 step needs its decimal (2.5, 7.5 must not print as 2, 8).
+    if step >= 1.0 && step.fract() == 0.0 && v.abs() < 1e6 {
         return format!("{:.0}", v);
     }
     if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
@@ -241,5 +242,20 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         self.area
             .draw(&Text::new(text.to_string(), self.p(px, py), style))
             .map_err(draw_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_keep_the_steps_decimals() {
+        let (ticks, step) = nice_ticks(-8.6, 2.6, 5);
+        assert_eq!(step, 2.5);
+        let labels: Vec<String> = ticks.iter().map(|&t| fmt_tick(t, step)).collect();
+        assert_eq!(labels, ["-7.5", "-5.0", "-2.5", "0.0", "2.5"]);
+        assert_eq!(fmt_tick(20.0, 10.0), "20");
+        assert_eq!(fmt_tick(0.25, 0.05), "0.25");
     }
 }
