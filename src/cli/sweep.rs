@@ -65,6 +65,8 @@ struct Checkpoint {
 
 pub fn run(args: SweepArgs) -> Result<()> {
     out_dir(&args.out.join("models"))?;
+    remove_stale_temporaries(&args.out.join("models"));
+    remove_stale_temporaries(&args.out);
     let probe = args
         .items
         .probe
@@ -126,6 +128,34 @@ pub fn run(args: SweepArgs) -> Result<()> {
         fig.png.display()
     );
     Ok(())
+}
+
+/// A run killed between writing a checkpoint's temporary file and renaming it leaves
+/// `.NAME.tmp-PID` behind (see `write_atomic`); remove those whose process is gone.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
 }
 
 fn print_summary(s: &ModelSweep) {
