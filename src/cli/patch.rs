@@ -65,13 +65,20 @@ pub fn run(args: PatchArgs) -> Result<()> {
     };
     let prepared = prepare_all(&model, &items)?;
     let pb = progress(count_runs(&model, &prepared, &opts), "patch");
-    let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
+    let started = std::time::Instant::now();
+    let mut res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
+    res.elapsed_seconds = Some(started.elapsed().as_secs_f64());
     pb.finish_and_clear();
     out_dir(&args.out)?;
     let (json, csv) = write_sweep_files(&args.out, "patch", &res, &res.rows, &res.summary)?;
     println!(
-        "{} patching, metric {}: clean {:.4}, corrupted {:.4}",
-        args.direction, res.metric, res.clean, res.corrupted
+        "{} patching, metric {}: clean {:.4}, corrupted {:.4} ({:.3} s, {} runs)",
+        args.direction,
+        res.metric,
+        res.clean,
+        res.corrupted,
+        res.elapsed_seconds.unwrap_or_default(),
+        res.rows.len()
     );
     let shown = if res.summary.is_empty() {
         &res.rows

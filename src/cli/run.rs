@@ -26,6 +26,9 @@ pub struct RunArgs {
     /// How many top next tokens to print.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// Time N extra forwards (no hooks) and print the median, for benchmarks.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -73,6 +76,23 @@ pub fn run(args: RunArgs) -> Result<()> {
             .as_ref()
             .map_or(format!("<{i}>"), |t| t.token(i as u32));
         println!("  {i:>7} {:>8.4} {tok:?}", probs[i]);
+    }
+    if args.repeat > 0 {
+        let mut times: Vec<f64> = (0..args.repeat)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                model
+                    .decoder
+                    .forward(&batch, &mut strata_model::NoHooks)
+                    .map(|_| t.elapsed().as_secs_f64())
+            })
+            .collect::<Result<_, _>>()?;
+        times.sort_by(f64::total_cmp);
+        println!(
+            "forward median {:.3} ms over {} runs",
+            1e3 * times[times.len() / 2],
+            times.len()
+        );
     }
     if let Some(path) = &args.save {
         let mut tensors = HashMap::new();

@@ -151,6 +151,9 @@ pub struct PatchResult {
     /// Rows averaged over items (several items only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub summary: Vec<SweepRow>,
+    /// Wall-clock seconds of the sweep (model loading excluded), set by the caller that timed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_seconds: Option<f64>,
 }
 
 /// Number of patched runs a sweep makes (for progress bars).
@@ -302,5 +305,6 @@ pub fn activation_patching_prepared(
         items: summaries,
         rows,
         summary,
+        elapsed_seconds: None,
     })
 }
