@@ -8,6 +8,7 @@
 //! statistics at once; no `[layers, positions, vocab]` tensor is ever built.
 
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use strata_model::{ActivationCache, HookPoint, Model, Padding, TokenBatch};
 
@@ -197,59 +198,78 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
     } else {
         (0, seq)
     };
-    let lens_logits = |resid: &Tensor| -> Result<Vec<f32>> {
-        let r = resid.narrow(1, p0, np)?;
-        let normed = dec.final_norm(&r)?;
-        let logits = normed.broadcast_matmul(&dec.unembedding().t()?)?;
-        let logits = dec.cap_logits(&logits)?;
+    let v = model.config.vocab_size;
+    let d = model.config.d_model;
+    let b = items.len();
+    let per_layer = b * np;
+    // Normed residuals of the positions read, `[b * np, d]` per layer.
+    let normed_rows = |point: HookPoint| -> Result<Tensor> {
+        let r = cache.get(point)?.narrow(1, p0, np)?;
+        Ok(dec.final_norm(&r)?.reshape((per_layer, d))?)
+    };
+    // Logits of a block of rows (one matmul against the whole unembedding), soft-capped, f32.
+    let unembed = |rows: &Tensor| -> Result<Vec<f32>> {
+        let logits = dec.cap_logits(&rows.matmul(&dec.unembedding().t()?)?)?;
         Ok(logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     };
-    let v = model.config.vocab_size;
-    let b = items.len();
     // Final distribution: probabilities (f32) and Σ p log p per (row, position).
-    let final_logits = lens_logits(cache.get(final_point)?)?;
-    let mut final_p = vec![0f32; final_logits.len()];
-    let mut final_neg_entropy = vec![0f64; b * np];
-    for (k, row) in final_logits.chunks(v).enumerate() {
-        let lp = crate::metric::log_softmax(row);
-        final_neg_entropy[k] = lp
-            .iter()
-            .map(|&x| if x.is_finite() { x.exp() * x } else { 0.0 })
-            .sum();
-        for (dst, x) in final_p[k * v..(k + 1) * v].iter_mut().zip(&lp) {
-            *dst = x.exp() as f32;
-        }
-    }
+    let final_logits = unembed(&normed_rows(final_point)?)?;
+    let (final_p, final_neg_entropy): (Vec<Vec<f32>>, Vec<f64>) = final_logits
+        .par_chunks(v)
+        .map(|row| {
+            let lp = crate::metric::log_softmax(row);
+            let neg_entropy: f64 = lp
+                .iter()
+                .map(|&x| if x.is_finite() { x.exp() * x } else { 0.0 })
+                .sum();
+            (lp.iter().map(|x| x.exp() as f32).collect(), neg_entropy)
+        })
+        .unzip();
     drop(final_logits);
 
+    // Every lens layer's rows stacked, unembedded in blocks of rows: big matmuls, bounded memory.
+    let all = Tensor::cat(
+        &points
+            .iter()
+            .map(|&(_, p)| normed_rows(p))
+            .collect::<Result<Vec<_>>>()?,
+        0,
+    )?;
+    let total = all.dim(0)?;
+    let block = (LOGIT_BLOCK_BYTES / (4 * v)).max(per_layer);
+    let mut stats: Vec<RowStats> = Vec::with_capacity(total);
+    for start in (0..total).step_by(block) {
+        let len = block.min(total - start);
+        let logits = unembed(&all.narrow(0, start, len)?)?;
+        stats.par_extend(logits.par_chunks(v).enumerate().map(|(r, row)| {
+            let k = (start + r) % per_layer;
+            let target = items[k / np].target as usize;
+            reduce_row(row, target, &final_p[k], final_neg_entropy[k], opts.top_k)
+        }));
+    }
+
     let mut rows: Vec<Vec<LensRow>> = vec![Vec::new(); b];
-    for &(layer, point) in &points {
-        let logits = lens_logits(cache.get(point)?)?;
+    let mut stats = stats.into_iter();
+    for &(layer, _) in &points {
         for (bi, item) in items.iter().enumerate() {
             let padding = seq - item.len();
             for j in 0..np {
+                let row_stats = stats
+                    .next()
+                    .expect("one statistics row per layer, item and position");
                 let idx = p0 + j;
                 if idx < padding {
                     continue;
                 }
-                let k = bi * np + j;
-                let row = &logits[k * v..(k + 1) * v];
-                let stats = reduce_row(
-                    row,
-                    item.target as usize,
-                    &final_p[k * v..(k + 1) * v],
-                    final_neg_entropy[k],
-                    opts.top_k,
-                );
                 rows[bi].push(LensRow {
                     layer,
                     position: idx - padding,
-                    target_rank: stats.rank,
-                    target_prob: stats.target_prob,
-                    target_logit: row[item.target as usize] as f64,
-                    kl_to_final: stats.kl,
-                    entropy: stats.entropy,
-                    top: stats
+                    target_rank: row_stats.rank,
+                    target_prob: row_stats.target_prob,
+                    target_logit: row_stats.target_logit,
+                    kl_to_final: row_stats.kl,
+                    entropy: row_stats.entropy,
+                    top: row_stats
                         .top
                         .into_iter()
                         .map(|(id, prob)| TopToken {
@@ -282,9 +302,13 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         .collect())
 }
 
+/// Logits held at once while reducing lens rows (bounds memory on large vocabularies).
+const LOGIT_BLOCK_BYTES: usize = 64 << 20;
+
 struct RowStats {
     rank: usize,
     target_prob: f64,
+    target_logit: f64,
     kl: f64,
     entropy: f64,
     top: Vec<(u32, f64)>,
@@ -321,6 +345,7 @@ fn reduce_row(row: &[f32], target: usize, final_p: &[f32], final_neg_entropy: f6
     RowStats {
         rank,
         target_prob: (t as f64 - lse).exp(),
+        target_logit: t as f64,
         // KL(f ‖ l) = Σ p_f log p_f − Σ p_f (x − lse)
         kl: (final_neg_entropy - sum_pf_x + lse).max(0.0),
         entropy: lse - sum_ex / sum_e,
