@@ -82,7 +82,7 @@ fn report_on_a_probe_suite() {
     // Every figure inline (SVG), nothing loaded from elsewhere.
     let figures = html.matches("<figure").count();
     let svgs = html.matches("<svg").count();
-    assert!(figures >= 14, "only {figures} figures");
+    assert!(figures >= 22, "only {figures} figures");
     assert_eq!(figures, svgs, "every figure is an inline SVG");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
     // Tables with the key numbers; token strings made visible on axes.
@@ -118,17 +118,27 @@ fn report_on_a_probe_suite() {
         "ablate_zero_bars".into(),
         "ablate_mean_bars".into(),
         "ablate_heads".into(),
-        "patch_resid_pre_king-had".into(),
-        "patch_attn_out_king-had".into(),
-        "patch_mlp_out_king-had".into(),
-        "patch_z_king-had".into(),
-        "trace_hidden_king-had".into(),
-        "trace_mlp_king-had".into(),
-        "trace_attn_king-had".into(),
     ];
     for id in ["king-had", "king-was", "tea-had"] {
         stems.push(format!("lens_{id}"));
     }
+    for id in ["king-had", "king-was"] {
+        for fig in [
+            "patch_resid_pre",
+            "patch_attn_out",
+            "patch_mlp_out",
+            "patch_z",
+            "trace_hidden",
+            "trace_mlp",
+            "trace_attn",
+        ] {
+            stems.push(format!("{fig}_{id}"));
+        }
+    }
+    assert!(
+        !figs.join("patch_z_tea-had.svg").exists(),
+        "--patch-items 2: only the first two items"
+    );
     for s in &stems {
         assert_files(&figs, &[&format!("{s}.png"), &format!("{s}.svg")]);
         let png = std::fs::read(figs.join(format!("{s}.png"))).unwrap();
@@ -142,8 +152,8 @@ fn report_on_a_probe_suite() {
         serde_json::from_str(&std::fs::read_to_string(out.join("patch.json")).unwrap()).unwrap();
     assert_eq!(
         patch["items"].as_array().unwrap().len(),
-        1,
-        "--patch-items defaults to 1"
+        2,
+        "--patch-items defaults to 2"
     );
     // No temporary files left behind (atomic writes).
     for entry in std::fs::read_dir(&out)

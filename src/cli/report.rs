@@ -70,10 +70,10 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 2)]
     pub head_items: usize,
     /// Items with a corrupted partner for activation patching (layers × positions runs each).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub patch_items: usize,
     /// Items with a subject for causal tracing (3 × layers × positions × samples runs each).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub trace_items: usize,
     /// Noise samples per traced item (ROME: 10).
     #[arg(long, default_value_t = 10)]
