@@ -54,7 +54,11 @@ fn sweep_command(suite: &Path, out: &Path) -> Command {
 fn sweep(suite: &Path, out: &Path) -> String {
     let o = sweep_command(suite, out).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "sweep into {} failed: {stderr}", out.display());
+    assert!(
+        o.status.success(),
+        "sweep into {} failed: {stderr}",
+        out.display()
+    );
     stderr
 }
 
@@ -147,7 +151,10 @@ fn sweep_killed_after_a_finished_model_resumes_to_the_uninterrupted_result() {
     let pid = child.id();
     child.kill().unwrap(); // SIGKILL on Unix
     let status = child.wait().unwrap();
-    assert!(!status.success() && status.code().is_none(), "not killed by a signal: {status}");
+    assert!(
+        !status.success() && status.code().is_none(),
+        "not killed by a signal: {status}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -158,7 +165,10 @@ fn sweep_killed_after_a_finished_model_resumes_to_the_uninterrupted_result() {
         !done_before_kill.is_empty() && done_before_kill.len() < FAMILIES.len(),
         "killed mid-sweep, yet finished checkpoints are {done_before_kill:?}"
     );
-    assert!(!killed.join("models.csv").exists(), "tables written before the kill");
+    assert!(
+        !killed.join("models.csv").exists(),
+        "tables written before the kill"
+    );
 
     // What a kill between writing a checkpoint's temporary and renaming it leaves behind.
     let stale = killed.join("models").join(format!(".next.json.tmp-{pid}"));
@@ -167,7 +177,11 @@ fn sweep_killed_after_a_finished_model_resumes_to_the_uninterrupted_result() {
     // Rerun: reuses what was finished, computes the rest, ends with the uninterrupted result.
     let stderr = sweep(&suite, &killed);
     let reused = stderr.matches("finished earlier, reusing").count();
-    assert_eq!(reused, done_before_kill.len(), "stderr of the resumed run:\n{stderr}");
+    assert_eq!(
+        reused,
+        done_before_kill.len(),
+        "stderr of the resumed run:\n{stderr}"
+    );
     for c in &done_before_kill {
         assert!(stderr.contains(c.as_str()), "{c} not named as reused:\n{stderr}");
     }

@@ -133,7 +133,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
 /// A run killed between writing a checkpoint's temporary file and renaming it leaves
 /// `.NAME.tmp-PID` behind (see `write_atomic`); remove those whose process is gone.
 fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")) else {
