@@ -29,9 +29,34 @@ fn forward(c: &mut Criterion) {
     });
 }
 
+/// Logit lens over all 31 layers: at the last position (compare with one forward) and at all
+/// 16 positions (compare with the big matmul above, the same FLOPs).
+fn lens(c: &mut Criterion) {
+    let model = smollm2();
+    let prompt = "After a long and pleasant trip across Europe, we learned the capital of France is";
+    let items = vec![strata_experiments::Item::new(
+        "bench",
+        prompt.to_string(),
+        " Paris".to_string(),
+    )];
+    for (name, last) in [
+        ("lens_last_position_smollm2_16tok", true),
+        ("lens_all_positions_smollm2_16tok", false),
+    ] {
+        let opts = strata_experiments::LensOptions {
+            last_position_only: last,
+            top_k: 5,
+            ..Default::default()
+        };
+        c.bench_function(name, |b| {
+            b.iter(|| strata_experiments::logit_lens(&model, &items, &opts).unwrap())
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = forward
+    targets = forward, lens
 }
 criterion_main!(benches);
