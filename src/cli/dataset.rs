@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use strata_dataset::analysis::{self, CorrelateOptions};
 use strata_dataset::columns::{parse_column, Column, V1_BENCHMARKS, V2_BENCHMARKS};
+use strata_dataset::figures;
 use strata_dataset::importance::{self, ImportanceParams};
 use strata_dataset::stats::Method;
 use strata_dataset::table::Table;
 use strata_dataset::{Dataset, LoadOptions};
+use strata_report::Figure;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatasetArgs {
@@ -25,9 +27,13 @@ pub struct DatasetArgs {
     /// Output format of the tables.
     #[arg(long, global = true, value_enum, default_value_t = Format::Md)]
     pub format: Format,
-    /// Also write every table into DIR (one file per table, in --format).
+    /// Also write every table into DIR (one file per table, in --format), and the figures of
+    /// `correlate`, `importance` and `trends` (PNG + SVG).
     #[arg(long, global = true, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// With --out, write the tables only (no figures).
+    #[arg(long, global = true)]
+    pub no_figures: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,10 @@ pub enum DatasetCommand {
         /// Skip the partial correlations.
         #[arg(long)]
         no_partial: bool,
+        /// The method drawn in the heatmap written with --out (pearson, spearman, kendall,
+        /// partial_pearson; it must be among the methods computed).
+        #[arg(long, default_value = "spearman", value_name = "METHOD")]
+        heatmap: String,
     },
     /// Random-forest regression per benchmark: CV R², impurity and permutation importances over
     /// seeds, partial dependence; the top feature against the paper's finding.
@@ -95,6 +105,7 @@ pub fn run(args: DatasetArgs) -> anyhow::Result<()> {
             s.line, s.column_index, s.column, s.message
         );
     }
+    let mut figures: Vec<(String, Figure)> = Vec::new();
     let tables: Vec<(&str, Table)> = match &args.command {
         DatasetCommand::Describe => vec![("describe", analysis::describe_table(&ds))],
         DatasetCommand::Correlate {
@@ -102,6 +113,7 @@ pub fn run(args: DatasetArgs) -> anyhow::Result<()> {
             seed,
             methods,
             no_partial,
+            heatmap,
         } => {
             let methods = methods
                 .split(',')
@@ -119,7 +131,22 @@ pub fn run(args: DatasetArgs) -> anyhow::Result<()> {
                 partial: !no_partial,
                 ..Default::default()
             };
+            let heatmap = heatmap.trim();
+            let computed = o
+                .methods
+                .iter()
+                .map(|m| m.name())
+                .chain((o.partial).then_some("partial_pearson"));
+            if !computed.clone().any(|m| m == heatmap) {
+                bail!(
+                    "--heatmap {heatmap}: not among the methods computed ({})",
+                    computed.collect::<Vec<_>>().join(", ")
+                );
+            }
             let rows = analysis::correlate(&ds, &o);
+            if let Some(h) = figures::correlation_heatmap(&rows, heatmap) {
+                figures.push((format!("correlations_{heatmap}"), h.into()));
+            }
             vec![("correlations", analysis::correlation_table(&rows, &o))]
         }
         DatasetCommand::Importance {
@@ -156,10 +183,18 @@ pub fn run(args: DatasetArgs) -> anyhow::Result<()> {
             if results.is_empty() {
                 bail!("no benchmark had enough rows for the random forest");
             }
+            if let Some(p) = figures::importance_figure(&results) {
+                figures.push(("importance".into(), p.into()));
+            }
             let (summary, details) = analysis::importance_tables(&results, None);
             vec![("importance", summary), ("importance_features", details)]
         }
-        DatasetCommand::Trends => vec![("trends", analysis::trends_table(&ds))],
+        DatasetCommand::Trends => {
+            if let Some(p) = figures::trends_figure(&ds) {
+                figures.push(("trends".into(), p.into()));
+            }
+            vec![("trends", analysis::trends_table(&ds))]
+        }
     };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -177,6 +212,13 @@ pub fn run(args: DatasetArgs) -> anyhow::Result<()> {
             std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
+        }
+    }
+    if let (Some(dir), false) = (&args.out, args.no_figures) {
+        for (stem, fig) in &figures {
+            let files = figures::write(fig.clone(), dir, stem)
+                .with_context(|| format!("drawing the figure {stem} into {}", dir.display()))?;
+            eprintln!("wrote {} and {}", files.png.display(), files.svg.display());
         }
     }
     Ok(())

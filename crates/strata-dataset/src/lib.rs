@@ -8,6 +8,7 @@
 //! - [`forest`] and [`importance`]: random-forest regression per benchmark with cross-validated R²,
 //!   impurity and permutation importances over several seeds, partial dependence.
 //! - [`trends`]: structural parameters by release year.
+//! - [`figures`]: the analyses as figures (trends, importance panels, correlation heatmap), PNG + SVG.
 //! - [`table`]: a small table type rendered as Markdown or CSV, every number with the n it rests on.
 //!
 //! Definitions (checked against scipy / scikit-learn by the fixtures in `tests/fixtures/dataset/`):
@@ -18,6 +19,7 @@
 pub mod analysis;
 pub mod columns;
 pub mod error;
+pub mod figures;
 pub mod forest;
 pub mod importance;
 pub mod load;
