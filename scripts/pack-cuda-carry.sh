@@ -20,18 +20,23 @@ rm -rf "$STAGE" && mkdir -p "$STAGE/bin"
 cargo build --release --locked --features cuda --bin strata
 cp "$CARGO_TARGET_DIR/release/strata" "$STAGE/bin/strata"
 
-# Test executables: cargo prints their paths in its JSON messages.
-exe_of() {
+# Test executables: cargo prints their paths in its JSON messages. Both are built in ONE cargo call
+# with the root package selected, so features unify exactly as in the binary's build (building
+# strata-kernels alone resolves candle's features differently and recompiles candle-kernels).
+exe_of() {  # $1 = target name
     python3 -c '
 import json, sys
 for line in sys.stdin:
     try: m = json.loads(line)
     except ValueError: continue
-    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        print(m["executable"])'
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable") \
+            and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
 }
-GP=$(cargo test --release --locked --features cuda -p strata --test gpu_parity --no-run --message-format=json | exe_of | tail -n1)
-SK=$(cargo test --release --locked --features cuda -p strata-kernels --lib --no-run --message-format=json | exe_of | tail -n1)
+MSGS=$(cargo test --release --locked -p strata -p strata-kernels --features strata/cuda,strata-kernels/cuda \
+    --lib --test gpu_parity --no-run --message-format=json)
+GP=$(echo "$MSGS" | exe_of gpu_parity | tail -n1)
+SK=$(echo "$MSGS" | exe_of strata_kernels | tail -n1)
 [ -x "$GP" ] && [ -x "$SK" ] || { echo "pack-cuda-carry: test executables not found ($GP, $SK)" >&2; exit 1; }
 cp "$GP" "$STAGE/bin/gpu_parity"
 cp "$SK" "$STAGE/bin/strata_kernels"

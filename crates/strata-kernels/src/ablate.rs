@@ -134,7 +134,7 @@ mod tests {
     use candle_core::{Device, IndexOp};
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 * 0.37 + seed).sin() * 3.0)).collect()
+        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 3.0).collect()
     }
 
     #[test]
