@@ -163,24 +163,12 @@ pub struct AblateResult {
 
 /// Number of ablated runs (for progress bars).
 pub fn count_runs(model: &Model, items: &[Prepared], opts: &AblateOptions) -> usize {
-    let layers = opts.layers.as_ref().map_or(model.config.n_layers, Vec::len);
-    items
+    let per_head: Vec<bool> = opts
+        .components
         .iter()
-        .map(|it| {
-            let per_pos = if opts.per_position { it.len() } else { 1 };
-            opts.components
-                .iter()
-                .map(|c| {
-                    let heads = if *c == AblateComponent::Head {
-                        model.config.n_heads
-                    } else {
-                        1
-                    };
-                    layers * per_pos * heads
-                })
-                .sum::<usize>()
-        })
-        .sum()
+        .map(|c| *c == AblateComponent::Head)
+        .collect();
+    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &per_head)
 }
 
 /// The points whose activations an ablation of `components` reads.

@@ -74,6 +74,29 @@ impl Job {
     }
 }
 
+/// Runs of a sweep (for progress bars): per item, layers × (positions, or 1) per component,
+/// times the heads for per-head components (`per_head[c]`).
+pub fn count_sweep_runs(
+    model: &strata_model::Model,
+    items: &[crate::prepare::Prepared],
+    layers: Option<&[usize]>,
+    per_position: bool,
+    per_head: &[bool],
+) -> usize {
+    let layers = layers.map_or(model.config.n_layers, <[usize]>::len);
+    let heads = model.config.n_heads;
+    items
+        .iter()
+        .map(|it| {
+            let positions = if per_position { it.len() } else { 1 };
+            per_head
+                .iter()
+                .map(|&h| layers * positions * if h { heads } else { 1 })
+                .sum::<usize>()
+        })
+        .sum()
+}
+
 /// The run jobs modify: token ids and an optional addition to the token embeddings
 /// (`hook_embed`, `[1, p, d]`; causal tracing's noise).
 #[derive(Debug, Clone)]

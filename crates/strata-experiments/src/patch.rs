@@ -158,24 +158,8 @@ pub struct PatchResult {
 
 /// Number of patched runs a sweep makes (for progress bars).
 pub fn count_runs(model: &Model, items: &[Prepared], opts: &PatchOptions) -> usize {
-    let layers = opts.layers.as_ref().map_or(model.config.n_layers, Vec::len);
-    items
-        .iter()
-        .map(|it| {
-            let per_pos = if opts.per_position { it.len() } else { 1 };
-            opts.components
-                .iter()
-                .map(|c| {
-                    let heads = if *c == PatchComponent::Z {
-                        model.config.n_heads
-                    } else {
-                        1
-                    };
-                    layers * per_pos * heads
-                })
-                .sum::<usize>()
-        })
-        .sum()
+    let per_head: Vec<bool> = opts.components.iter().map(|c| *c == PatchComponent::Z).collect();
+    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &per_head)
 }
 
 pub fn activation_patching(
