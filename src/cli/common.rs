@@ -83,3 +83,35 @@ pub fn write_sweep_files<T: serde::Serialize>(
     write_csv(&csv, SWEEP_CSV_HEADER, &sweep_csv_records(&all))?;
     Ok((json, csv))
 }
+
+/// Several items' results in one file, with the schema header of a single result.
+#[derive(serde::Serialize)]
+struct Suite<'a, T> {
+    schema_version: u32,
+    experiment: &'a str,
+    model: &'a str,
+    items: &'a [T],
+}
+
+/// Writes one item's result as it is, several as `{schema_version, experiment, model, items}`.
+pub fn write_results_json<T: serde::Serialize>(
+    path: &Path,
+    experiment: &str,
+    model: &str,
+    results: &[T],
+) -> Result<()> {
+    use strata_experiments::results::{write_json, SCHEMA_VERSION};
+    match results {
+        [one] => write_json(path, one)?,
+        _ => write_json(
+            path,
+            &Suite {
+                schema_version: SCHEMA_VERSION,
+                experiment,
+                model,
+                items: results,
+            },
+        )?,
+    }
+    Ok(())
+}

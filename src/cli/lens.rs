@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use strata_experiments::lens::{logit_lens, LensOptions, LensResult, LensSource};
 use strata_experiments::probes::{self, SuiteOptions};
-use strata_experiments::results::{write_csv, write_json, SCHEMA_VERSION};
+use strata_experiments::results::write_csv;
 use strata_experiments::Item;
 use strata_model::Model;
 
@@ -102,14 +102,6 @@ pub struct LensArgs {
     pub out: PathBuf,
 }
 
-#[derive(serde::Serialize)]
-struct LensSuite<'a> {
-    schema_version: u32,
-    experiment: &'static str,
-    model: &'a str,
-    items: &'a [LensResult],
-}
-
 pub fn run(args: LensArgs) -> Result<()> {
     let model = args.model.load()?;
     let items = args.items.items(&model, None, None)?;
@@ -170,19 +162,7 @@ pub fn write_lens_files(
     results: &[LensResult],
 ) -> Result<(PathBuf, PathBuf)> {
     let json = dir.join(format!("{stem}.json"));
-    if results.len() == 1 {
-        write_json(&json, &results[0])?;
-    } else {
-        write_json(
-            &json,
-            &LensSuite {
-                schema_version: SCHEMA_VERSION,
-                experiment: "lens",
-                model,
-                items: results,
-            },
-        )?;
-    }
+    super::common::write_results_json(&json, "lens", model, results)?;
     let mut records = Vec::new();
     for r in results {
         for row in &r.rows {

@@ -2,7 +2,7 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use strata_experiments::results::{write_csv, write_json, SCHEMA_VERSION};
+use strata_experiments::results::write_csv;
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
 };
@@ -48,14 +48,6 @@ pub struct TraceArgs {
     /// Output directory (trace.json, trace.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-}
-
-#[derive(serde::Serialize)]
-struct TraceSuite<'a> {
-    schema_version: u32,
-    experiment: &'static str,
-    model: &'a str,
-    items: &'a [TraceResult],
 }
 
 pub fn run(args: TraceArgs) -> Result<()> {
@@ -134,19 +126,7 @@ pub fn write_trace_files(
     results: &[TraceResult],
 ) -> Result<(PathBuf, PathBuf)> {
     let json = dir.join(format!("{stem}.json"));
-    if results.len() == 1 {
-        write_json(&json, &results[0])?;
-    } else {
-        write_json(
-            &json,
-            &TraceSuite {
-                schema_version: SCHEMA_VERSION,
-                experiment: "trace",
-                model,
-                items: results,
-            },
-        )?;
-    }
+    super::common::write_results_json(&json, "trace", model, results)?;
     let mut records = Vec::new();
     for r in results {
         for row in &r.rows {
