@@ -306,6 +306,13 @@ impl ModelConfig {
 
         let d_model = f.usize(&["hidden_size", "n_embd", "d_model"])?;
         let n_layers = f.usize(&["num_hidden_layers", "n_layer"])?;
+        // per-layer lists are built from it: refuse a corrupt count before allocating for it
+        if n_layers > 65_536 {
+            return Err(ModelError::config(
+                "num_hidden_layers",
+                format!("{n_layers} layers is not plausible (at most 65536)"),
+            ));
+        }
         let n_heads = f.usize(&["num_attention_heads", "n_head"])?;
         let n_kv_heads = f.usize_opt(&["num_key_value_heads"])?.unwrap_or(n_heads);
         if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
@@ -327,7 +334,7 @@ impl ModelConfig {
             }
         };
         let d_mlp = match family {
-            Family::Gpt2 => f.usize_opt(&["n_inner"])?.unwrap_or(4 * d_model),
+            Family::Gpt2 => f.usize_opt(&["n_inner"])?.unwrap_or(d_model.saturating_mul(4)),
             _ => f.usize(&["intermediate_size"])?,
         };
         let vocab_size = f.usize(&["vocab_size"])?;
@@ -593,6 +600,12 @@ fn layer_windows(f: &Fields, family: Family, n_layers: usize) -> Result<Vec<Opti
         Family::Gemma2 => every(&|l| l % 2 == 0),
         Family::Gemma3 => {
             let pattern = f.usize_opt(&["sliding_window_pattern"])?.unwrap_or(6);
+            if pattern == 0 {
+                return Err(ModelError::config(
+                    "sliding_window_pattern",
+                    "must be at least 1".to_string(),
+                ));
+            }
             every(&|l| (l + 1) % pattern != 0)
         }
         Family::Mistral | Family::Phi3 => every(&|_| true),

@@ -244,7 +244,17 @@ impl GgufHeader {
 
     /// Bytes a tensor takes in the file.
     pub fn tensor_bytes(&self, name: &str, info: &TensorInfo) -> Result<u64, GgufError> {
-        let elems = info.shape.elem_count();
+        let bad = |message: String| GgufError::Tensor {
+            path: self.path.clone(),
+            tensor: name.to_string(),
+            message,
+        };
+        // checked: a corrupt shape's product overflows (candle's `elem_count` does not check)
+        let dims = info.shape.dims();
+        let elems = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad(format!("shape {dims:?} has more elements than can be addressed")))?;
         let block = info.ggml_dtype.block_size();
         if !elems.is_multiple_of(block) {
             return Err(GgufError::Tensor {
@@ -256,7 +266,10 @@ impl GgufHeader {
                 ),
             });
         }
-        Ok((elems / block * info.ggml_dtype.type_size()) as u64)
+        (elems / block)
+            .checked_mul(info.ggml_dtype.type_size())
+            .map(|n| n as u64)
+            .ok_or_else(|| bad(format!("shape {dims:?} needs more bytes than can be addressed")))
     }
 
     /// Checks that every tensor's data lies inside the file; errors on the first one that does not.

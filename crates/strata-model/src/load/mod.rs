@@ -4,6 +4,9 @@ pub mod gguf;
 pub mod hub;
 pub mod safetensors_dir;
 
+/// Validates a safetensors file's header against its size (no data read); returns its dtypes.
+pub use safetensors_dir::check_safetensors as validate_safetensors_header;
+
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use std::path::{Path, PathBuf};

@@ -96,7 +96,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Validates a safetensors header against the file size before anything is mapped, and
 /// returns the dtypes of its tensors.
-fn check_safetensors(path: &Path) -> Result<Vec<String>> {
+pub fn check_safetensors(path: &Path) -> Result<Vec<String>> {
     use std::io::Read;
     let bad = |m: String| ModelError::file(path, m);
     let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;

@@ -25,6 +25,9 @@ use super::{GgufError, GgufMetadata, Meta};
 /// Architectures (`general.architecture`) this module converts.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3", "gemma2", "qwen2", "qwen3", "phi3"];
 
+/// More layers than any model has: a larger `block_count` means a corrupt file.
+pub const MAX_LAYERS: u64 = 65_536;
+
 /// The HF config for a GGUF file's metadata and tensor names.
 pub fn hf_config(md: &GgufMetadata, tensor_names: &[&str], path: &Path) -> Result<Value, GgufError> {
     let m = Meta::new(md, path);
@@ -39,6 +42,16 @@ pub fn hf_config(md: &GgufMetadata, tensor_names: &[&str], path: &Path) -> Resul
     let k = |name: &str| format!("{arch}.{name}");
 
     let n_layers = m.u64(&k("block_count"))?;
+    // per-layer lists are built below: refuse a corrupt count before allocating for it
+    if n_layers > MAX_LAYERS {
+        return Err(GgufError::BadMetadata {
+            path: path.to_path_buf(),
+            key: k("block_count"),
+            message: format!(
+                "{n_layers} layers is not plausible (at most {MAX_LAYERS}); the file is corrupt"
+            ),
+        });
+    }
     let hidden = m.u64(&k("embedding_length"))?;
     let n_heads = m.u64(&k("attention.head_count"))?;
     let n_kv_heads = match m.per_layer_u64_opt(&k("attention.head_count_kv"))? {
