@@ -51,18 +51,19 @@ T_START=$(date +%s)
 
 # ---- unpack the prebuilt executables ---------------------------------------------------------
 CARRY="$ROOT/target/cuda-carry"
-BIN="$CARRY/bin"
+RUN="$ROOT/target/cuda-run"       # unpacked here, never into the carried folder
+BIN="$RUN/bin"
 if [ ! -f "$CARRY/strata-cuda.tar.xz" ]; then
     note "missing $CARRY/strata-cuda.tar.xz: run scripts/build-cuda.sh --carry where Rust is, and carry target/cuda-carry"
     exit 1
 fi
 if [ ! -x "$BIN/strata" ] || [ "$CARRY/strata-cuda.tar.xz" -nt "$BIN/strata" ]; then
     "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' \
-        "$CARRY/strata-cuda.tar.xz" "$CARRY" || { note "cannot unpack the carry archive"; exit 1; }
+        "$CARRY/strata-cuda.tar.xz" "$RUN" || { note "cannot unpack the carry archive"; exit 1; }
     chmod +x "$BIN"/*
     touch "$BIN"/*
 fi
-cp "$CARRY/MANIFEST" "$RES/MANIFEST" 2>/dev/null
+cp "$RUN/MANIFEST" "$RES/MANIFEST" 2>/dev/null
 
 # ---- CUDA libraries: the driver's libcuda.so.1 + torch's CUDA 13 wheels -----------------------
 NVLIB=$("$PY" - <<'PY'
@@ -98,6 +99,14 @@ export STRATA_REQUIRE_GPU=1 STRATA_ROOT="$ROOT" RUST_BACKTRACE=1
 } > "$RES/machine.txt"
 cat "$RES/machine.txt" >&2
 LDD=$(ldd "$BIN/strata" 2>&1)
+# torch >= 2.12 no longer depends on nvidia-curand: fall back to the libcurand.so.10 packed along.
+if echo "$LDD" | grep -q 'libcurand.so.10 => not found' && [ -f "$CARRY/libcurand.tar.xz" ]; then
+    [ -f "$RUN/lib/libcurand.so.10" ] || "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' \
+        "$CARRY/libcurand.tar.xz" "$RUN"
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$RUN/lib"
+    echo "libcurand.so.10: from target/cuda-carry/libcurand.tar.xz" >> "$RES/machine.txt"
+    LDD=$(ldd "$BIN/strata" 2>&1)
+fi
 echo "$LDD" > "$RES/logs/ldd.txt"
 if echo "$LDD" | grep -q 'not found'; then
     note "missing shared libraries (a CUDA 12 torch? see docs/gpu.md):"

@@ -151,7 +151,10 @@ fn check_model(path: &str, dev: &Device, n_tokens: usize) -> String {
         c16.decisive_flips,
         c16.decisive
     );
-    assert!(c32.top1_agree == 1.0 || c32.decisive_flips == 0, "{path}: f32 top-1 differs at a decisive position");
+    assert!(
+        c32.top1_agree == 1.0 || c32.decisive_flips == 0,
+        "{path}: f32 top-1 differs at a decisive position"
+    );
     assert!(
         c16c.max_abs <= 0.1 * c16c.scale,
         "{path}: bf16 cuda vs bf16 cpu: max diff {} (scale {})",
