@@ -116,7 +116,7 @@ fi
 
 # ---- kernels --------------------------------------------------------------------------------
 if want kernels; then
-    if timeout 300 "$BIN/strata_kernels" --test-threads=1 > "$RES/logs/kernels.log" 2>&1; then
+    if timeout 300 "$BIN/strata_kernels" --include-ignored --test-threads=1 > "$RES/logs/kernels.log" 2>&1; then
         stage_result kernels pass
     else
         stage_result kernels FAIL
@@ -127,7 +127,7 @@ fi
 # ---- parity ---------------------------------------------------------------------------------
 if want parity; then
     rm -f "$RES/parity.md"
-    if STRATA_PARITY_OUT="$RES/parity.md" timeout 420 "$BIN/gpu_parity" gpu_ --skip gpu_bench --test-threads=1 --nocapture \
+    if STRATA_PARITY_OUT="$RES/parity.md" timeout 420 "$BIN/gpu_parity" gpu_ --include-ignored --skip gpu_bench --test-threads=1 --nocapture \
         > "$RES/logs/parity.log" 2>&1; then
         stage_result parity pass
     else
@@ -155,7 +155,7 @@ if want bench; then
                 --target w500 --distractor w501 --shapes 1x512,8x512 --out "$RES/torch-$shape.json" > "$L-torch.log" 2>&1 || ok=0
             note "bench $shape: strata forward"
             STRATA_BENCH_MODEL="$M" STRATA_BENCH_SHAPES=1x512,8x512 STRATA_BENCH_OUT="$RES/strata-forward-$shape.json" \
-                timeout 300 "$BIN/gpu_parity" gpu_bench_forward --exact --nocapture > "$L-strata-forward.log" 2>&1 || ok=0
+                timeout 300 "$BIN/gpu_parity" gpu_bench_forward --exact --include-ignored --nocapture > "$L-strata-forward.log" 2>&1 || ok=0
             note "bench $shape: strata patch (full sweep, then layer 0 only for the load/setup time)"
             for run in full layer0; do
                 extra=(); [ $run = layer0 ] && extra=(--layers 0)

@@ -180,6 +180,7 @@ fn record(section: &str) {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
 fn gpu_fixture_models_logits_match_cpu() {
     let Some(dev) = gpu_device("gpu_fixture_models_logits_match_cpu") else {
         return;
@@ -204,6 +205,7 @@ fn gpu_fixture_models_logits_match_cpu() {
 }
 
 #[test]
+#[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
 fn gpu_real_models_logits_match_cpu() {
     let Some(dev) = gpu_device("gpu_real_models_logits_match_cpu") else {
         return;
@@ -244,6 +246,7 @@ fn gpu_real_models_logits_match_cpu() {
 /// safetensors directory), `STRATA_BENCH_SHAPES="1x512,8x512"` (batch x tokens),
 /// `STRATA_BENCH_OUT=<file.json>`. Without STRATA_BENCH_MODEL it only says it was not asked.
 #[test]
+#[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
 fn gpu_bench_forward() {
     let Some(model_dir) = std::env::var_os("STRATA_BENCH_MODEL") else {
         eprintln!("gpu_bench_forward: not requested (STRATA_BENCH_MODEL unset)");
@@ -302,6 +305,7 @@ fn gpu_bench_forward() {
 /// The lens kernel on a real forward: statistics of each position's own output distribution
 /// (KL(final ‖ final) = 0, rank of the argmax = 0), GPU against the CPU twin.
 #[test]
+#[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
 fn gpu_lens_stats_on_model_logits() {
     let Some(dev) = gpu_device("gpu_lens_stats_on_model_logits") else {
         return;

@@ -80,7 +80,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let mut sweeps = Vec::new();
     for spec in &args.models {
         let (path, id) = split_spec(spec);
-        let ckpt_path = checkpoint_path(&args.out, path);
+        let ckpt_path = checkpoint_path(&args.out, spec);
         if !args.fresh && ckpt_path.is_file() {
             let text = std::fs::read_to_string(&ckpt_path)?;
             if let Ok(c) = serde_json::from_str::<Checkpoint>(&text) {

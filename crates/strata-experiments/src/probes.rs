@@ -35,6 +35,9 @@ pub fn builtin_names() -> Vec<&'static str> {
 /// One probe: the experiment [`Item`] plus where it came from and, for tasks scored over sets
 /// of answers (greater-than), the single-token answers counted as correct (`good`) and wrong
 /// (`bad`).
+/// Most items one generator line may produce (a typo must not allocate millions of prompts).
+const MAX_GENERATED_ITEMS: usize = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeItem {
     pub item: Item,
@@ -320,15 +323,19 @@ impl SuiteFile {
                         f.at, spec.repeat, spec.length
                     ));
                 }
-                if spec.count == 0 {
-                    return err(format!("{}: field 'count' must be at least 1", f.at));
+                if spec.count == 0 || spec.count > MAX_GENERATED_ITEMS {
+                    return err(format!(
+                        "{}: field 'count' must be between 1 and {MAX_GENERATED_ITEMS}, found {}",
+                        f.at, spec.count
+                    ));
                 }
-                if spec.words.len() < 2 * spec.length + 1 {
+                // Checked before any arithmetic on the length can overflow.
+                if spec.words.len() < spec.length.saturating_mul(2).saturating_add(1) {
                     return err(format!(
                         "{}: field 'words': {} words, need at least 2 × length + 1 = {}",
                         f.at,
                         spec.words.len(),
-                        2 * spec.length + 1
+                        spec.length.saturating_mul(2).saturating_add(1)
                     ));
                 }
                 ids.extend((0..spec.count).map(|k| (format!("{}-{k:02}", spec.id_prefix), line)));

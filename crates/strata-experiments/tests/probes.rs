@@ -226,3 +226,27 @@ fn invalid_items_are_errors_or_reported_skips() {
     assert!(e.contains("token the model lacks"), "{e}");
     assert!(e.contains("≥ vocabulary size 1000"), "{e}");
 }
+
+#[test]
+fn induction_generator_limits_are_errors_not_allocations() {
+    let dir = std::env::temp_dir().join(format!("strata-probe-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gen.jsonl");
+    for (line, field) in [
+        (
+            r#"{"generate":"induction","count":100000000000,"length":4,"repeat":2,"seed":1,"words":["a","b","c","d","e","f","g","h","i"]}"#,
+            "count",
+        ),
+        (
+            r#"{"generate":"induction","count":2,"length":18446744073709551615,"repeat":2,"seed":1,"words":["a","b"]}"#,
+            "words",
+        ),
+    ] {
+        std::fs::write(&path, line).unwrap();
+        let Err(err) = strata_experiments::probes::SuiteFile::read(&path) else {
+            panic!("{field}: must be refused")
+        };
+        let err = err.to_string();
+        assert!(err.contains(field) && err.contains("gen.jsonl"), "{err}");
+    }
+}

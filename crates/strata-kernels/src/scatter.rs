@@ -224,6 +224,7 @@ mod tests {
 
     #[cfg(feature = "cuda")]
     #[test]
+    #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_scatter_patches_matches_cpu_twin() {
         let Some(dev) = crate::testing::gpu_device("gpu_scatter_patches_matches_cpu_twin") else {
             return;

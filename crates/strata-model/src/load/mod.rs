@@ -150,7 +150,7 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
 pub fn parse_device(s: &str) -> Result<Device> {
     let gpu_err = |e: candle_core::Error| {
         ModelError::Input(format!(
-            "device '{s}' is not available: {e} (build with --features cuda/metal, or use --device cpu)"
+            "device '{s}' is not available: {e} (is a GPU present with its driver, and was strata built with --features cuda or metal? otherwise use --device cpu)"
         ))
     };
     match s {
