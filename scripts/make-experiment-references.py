@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Independent references for strata's experiments (logit lens, ablation, activation patching),
-computed with Hugging Face transformers and PyTorch forward hooks only (nothing from strata).
+"""Independent references for strata's experiments (logit lens, ablation, activation patching,
+causal tracing), computed with Hugging Face transformers and PyTorch forward hooks only (nothing
+from strata).
 
 Run through `bash scripts/make-experiment-references.sh` (sets up the venv, fetches the models).
 Writes tests/fixtures/experiments/<case>.json for three fixture families (llama, gemma2, gpt2:
@@ -23,6 +24,17 @@ distractor and a corrupted partner of the same token length:
   patch       denoising: corrupted run with the clean activation patched in. resid_pre (input of
               decoder layer l) for every layer and position; one head's z (input slice of o_proj)
               at all positions. Metric: logit difference at the last position.
+  trace       causal tracing (ROME). The subject's tokens (offsets overlapping the subject string)
+              get Gaussian noise added to their token embeddings (GPT-2: output of wte, before the
+              position embeddings; others: the input of decoder layer 0, i.e. after Gemma's
+              sqrt(d) scaling) of std noise_multiplier x the (unbiased) std of those embeddings.
+              The noise is drawn from SplitMix64 + Box-Muller (strata's documented generator,
+              reimplemented below: seed + item index, samples x subject positions x d_model in
+              that order, f64 then rounded to f32). The noise samples run as the rows of one
+              batch; for every layer l and position t the clean activation is restored at t:
+              hidden = output of decoder layer l; mlp / attn = the MLP / attention outputs (as for
+              ablations) of every layer in [l - w//2, l + ceil(w/2)) clamped to the model.
+              Metric: target probability at the last position, averaged over the samples.
 
 Metric arithmetic (softmax, KL, entropy) in float64 on the f32 logits.
 """
@@ -31,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -49,6 +62,9 @@ REAL_CASE = {
     "target": " Paris",
     "distractor": " Rome",
 }
+# Causal tracing settings: the fixtures have 2-3 layers, so a window of 2 exercises the clamping.
+FIXTURE_TRACE = {"subject": "The cat", "samples": 10, "seed": 7, "window": 2, "noise_multiplier": 3.0}
+REAL_TRACE = {"subject": "France", "samples": 3, "seed": 7, "window": 10, "noise_multiplier": 3.0}
 CASES = {
     "llama": ("fixture", "llama"),
     "gemma2": ("fixture", "gemma2"),
@@ -69,6 +85,10 @@ def load(kind: str, name: str):
         model = AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32, attn_implementation="eager")
         tok = Tokenizer.from_file(str(d / "tokenizer.json"))
         encode = lambda s, special=True: tok.encode(s, add_special_tokens=special).ids  # noqa: E731
+
+        def spans(s):
+            enc = tok.encode(s)
+            return [(a, b, m == 1) for (a, b), m in zip(enc.offsets, enc.special_tokens_mask)]
         rel = f"tests/fixtures/models/{name}"
     else:
         d = ROOT / "models"
@@ -76,8 +96,12 @@ def load(kind: str, name: str):
             str(d), gguf_file=name, dtype=torch.float32, attn_implementation="eager")
         tok = AutoTokenizer.from_pretrained(str(d), gguf_file=name)
         encode = lambda s, special=True: tok(s, add_special_tokens=special)["input_ids"]  # noqa: E731
+
+        def spans(s):
+            enc = tok(s, return_offsets_mapping=True, return_special_tokens_mask=True)
+            return [(a, b, m == 1) for (a, b), m in zip(enc["offset_mapping"], enc["special_tokens_mask"])]
         rel = f"models/{name}"
-    return model.eval(), encode, rel
+    return model.eval(), encode, spans, rel
 
 
 class Parts:
@@ -96,6 +120,7 @@ class Parts:
             self.norm = getattr(inner, "norm", None) or inner.language_model.norm
         self.lm_head = model.lm_head
         self.softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.wte = model.transformer.wte if self.gpt2 else None
         self.n_heads = cfg.num_attention_heads if not self.gpt2 else cfg.n_head
         self.d_head = (getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads)
 
@@ -108,6 +133,15 @@ class Parts:
     def mlp_out(self, l):
         layer = self.layers[l]
         return layer.post_feedforward_layernorm if self.sandwich else layer.mlp
+
+    def embed_hook(self, fn):
+        """A hook calling fn(x) -> x' on the token embeddings (hook_embed)."""
+        if self.gpt2:
+            return (self.wte, "post", lambda _m, _i, out: fn(out))
+
+        def pre(_m, args, kwargs):
+            return with_layer_input(args, kwargs, fn(layer_input(args, kwargs)))
+        return (self.layers[0], "pre", pre)
 
     def o_proj(self, l):
         layer = self.layers[l]
@@ -166,6 +200,137 @@ def run(model, ids, hooks):
             h.remove()
 
 
+def run_rows(model, rows, hooks):
+    """`run` for a batch of token rows: logits [B, T, V] in float64."""
+    import torch
+
+    handles = []
+    for module, kind, fn in hooks:
+        if kind == "pre":
+            handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
+        else:
+            handles.append(module.register_forward_hook(fn))
+    try:
+        with torch.no_grad():
+            return model(input_ids=torch.tensor(rows), use_cache=False).logits.double()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+M64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """strata-experiments' rng.rs: SplitMix64, uniforms in [0, 1) from the top 53 bits, normals by
+    Box-Muller (u1 = 1 - uniform, u2 = uniform; the cosine branch)."""
+
+    def __init__(self, seed: int):
+        self.state = (seed ^ 0x9E3779B97F4A7C15) & M64
+
+    def next_u64(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & M64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return z ^ (z >> 31)
+
+    def uniform(self) -> float:
+        return (self.next_u64() >> 11) / float(1 << 53)
+
+    def normal(self) -> float:
+        u1 = 1.0 - self.uniform()
+        u2 = self.uniform()
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def subject_positions(spans, prompt: str, subject: str) -> list:
+    """Tokens (not special) whose non-empty offsets overlap the last occurrence of subject."""
+    start = prompt.rindex(subject)
+    end = start + len(subject)
+    return [i for i, (a, b, special) in enumerate(spans(prompt)) if not special and b > a and a < end and b > start]
+
+
+def window_layers(layer: int, window: int, n_layers: int) -> range:
+    """ROME's window: layers [layer - window // 2, layer - (-window // 2)) within the model."""
+    return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
+
+
+def causal_trace(model, parts, ids, target, prompt, settings, spans) -> dict:
+    import torch
+
+    L = len(parts.layers)
+    T = len(ids)
+    S = settings["samples"]
+    pos = subject_positions(spans, prompt, settings["subject"])
+
+    # clean run: token embeddings, every layer's output, attention and MLP outputs
+    clean = {}
+
+    def keep(key):
+        def fn(_m, _i, out):
+            clean[key] = first(out).detach().clone()
+        return fn
+
+    def grab_embed(x):
+        clean["embed"] = x.detach().clone()
+        return x
+
+    hooks = [parts.embed_hook(grab_embed)]
+    for l in range(L):
+        hooks += [(parts.layers[l], "post", keep(("hidden", l))),
+                  (parts.attn_out(l), "post", keep(("attn", l))),
+                  (parts.mlp_out(l), "post", keep(("mlp", l)))]
+    clean_logits = run_rows(model, [ids], hooks)
+    clean_p = float(torch.log_softmax(clean_logits[0, -1], dim=-1)[target].exp())
+
+    sigma = float(clean["embed"][0, pos].double().flatten().std())
+    noise_std = settings["noise_multiplier"] * sigma
+    d = clean["embed"].shape[-1]
+    rng = SplitMix64(settings["seed"] + 0)  # the first (only) item
+    noise = torch.zeros(S, T, d, dtype=torch.float64)
+    for s in range(S):
+        for p in pos:
+            noise[s, p] = torch.tensor([rng.normal() * noise_std for _ in range(d)], dtype=torch.float64)
+    noise = noise.float()
+    add_noise = parts.embed_hook(lambda x: x + noise.to(x.dtype))
+    rows = [ids] * S
+
+    def prob(hooks):
+        logits = run_rows(model, rows, [add_noise] + hooks)
+        return float(torch.log_softmax(logits[:, -1], dim=-1)[:, target].exp().mean())
+
+    def restore(key, t):
+        def fn(_m, _i, out):
+            x = first(out).clone()
+            x[:, t] = clean[key][0, t]
+            return replace_first(out, x)
+        return fn
+
+    corrupted = prob([])
+    out_rows = []
+    for kind in ("hidden", "mlp", "attn"):
+        for l in range(L):
+            for t in range(T):
+                if kind == "hidden":
+                    hooks = [(parts.layers[l], "post", restore(("hidden", l), t))]
+                else:
+                    module = parts.mlp_out if kind == "mlp" else parts.attn_out
+                    hooks = [(module(ll), "post", restore((kind, ll), t))
+                             for ll in window_layers(l, settings["window"], L)]
+                out_rows.append({"kind": kind, "layer": l, "position": t, "value": prob(hooks)})
+    return {
+        **settings,
+        "metric": "target_prob",
+        "subject_positions": pos,
+        "subject_embedding_std": sigma,
+        "noise_std": noise_std,
+        "clean": clean_p,
+        "corrupted": corrupted,
+        "rows": out_rows,
+    }
+
+
 def metrics(last_logits, target, distractor, clean_logp=None):
     import torch
 
@@ -186,7 +351,7 @@ def make_case(key: str) -> dict:
 
     kind, name = CASES[key]
     case = FIXTURE_CASE if kind == "fixture" else REAL_CASE
-    model, encode, rel = load(kind, name)
+    model, encode, spans, rel = load(kind, name)
     parts = Parts(model)
     L = len(parts.layers)
     ids = encode(case["prompt"])
@@ -305,6 +470,9 @@ def make_case(key: str) -> dict:
     v = run(model, cids, [(parts.o_proj(zl), "pre_plain", patch_z)])[-1]
     z_patch = {"layer": zl, "head": zh, "value": float(v[t] - v[dtr])}
 
+    trace = causal_trace(model, parts, ids, t, case["prompt"],
+                         FIXTURE_TRACE if kind == "fixture" else REAL_TRACE, spans)
+
     import transformers
     return {
         "case": key,
@@ -324,6 +492,7 @@ def make_case(key: str) -> dict:
         "ablations": ablations,
         "patch_resid_pre": patch,
         "patch_z": z_patch,
+        "trace": trace,
     }
 
 
@@ -331,6 +500,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", choices=sorted(CASES), action="append", help="only this case (repeatable)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only", action="append", metavar="KEY",
+                    help="replace only this top-level key (e.g. trace) in the existing file, keeping the "
+                         "others byte for byte (repeatable; a rerun can move other values in the last digits)")
     args = ap.parse_args()
     import torch
 
@@ -339,6 +511,10 @@ def main() -> None:
     for key in args.case or list(CASES):
         ref = make_case(key)
         path = args.out / f"{key}.json"
+        if args.only:
+            old = json.loads(path.read_text())
+            old.update({k: ref[k] for k in args.only})
+            ref = old
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ref, indent=None, separators=(",", ":")) + "\n")
         os.replace(tmp, path)
@@ -346,7 +522,9 @@ def main() -> None:
         top1 = [r["layer"] for r in last if r["target_rank"] == 0]
         print(f"[{key}] {len(ref['lens'])} lens rows, clean logit diff {ref['clean']['logit_diff']:.4f}, "
               f"corrupted {ref['corrupted_metrics']['logit_diff']:.4f}; target top-1 at layers {top1}; "
-              f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1e3:.0f} kB)", flush=True)
+              f"trace: p clean {ref['trace']['clean']:.4f}, noised {ref['trace']['corrupted']:.4f}, "
+              f"best hidden restore {max(r['value'] for r in ref['trace']['rows'] if r['kind'] == 'hidden'):.4f}; "
+              f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ({path.stat().st_size / 1e3:.0f} kB)", flush=True)
 
 
 if __name__ == "__main__":
