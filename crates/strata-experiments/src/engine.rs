@@ -74,6 +74,15 @@ impl Job {
     }
 }
 
+/// The blocks a sweep visits: the chosen ones (each checked against the model) or all.
+pub fn sweep_layers(n_layers: usize, chosen: Option<&[usize]>) -> Result<Vec<usize>> {
+    let layers: Vec<usize> = chosen.map_or_else(|| (0..n_layers).collect(), <[usize]>::to_vec);
+    if let Some(&l) = layers.iter().find(|&&l| l >= n_layers) {
+        return input(format!("layer {l} out of range: the model has {n_layers} blocks"));
+    }
+    Ok(layers)
+}
+
 /// Runs of a sweep (for progress bars): per item, layers × (positions, or 1) per component,
 /// times the heads for per-head components (`per_head[c]`).
 pub fn count_sweep_runs(

@@ -180,10 +180,7 @@ pub fn activation_patching_prepared(
 ) -> Result<PatchResult> {
     let dec = &model.decoder;
     let (n_layers, n_heads) = (model.config.n_layers, model.config.n_heads);
-    let layers: Vec<usize> = opts.layers.clone().unwrap_or_else(|| (0..n_layers).collect());
-    if let Some(&l) = layers.iter().find(|&&l| l >= n_layers) {
-        return input(format!("layer {l} out of range: the model has {n_layers} blocks"));
-    }
+    let layers = crate::engine::sweep_layers(n_layers, opts.layers.as_deref())?;
     if opts.components.is_empty() {
         return input("no patching component given");
     }
