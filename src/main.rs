@@ -61,7 +61,14 @@ fn main() {
         Command::Correlate(a) => cli::correlate::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        let msg = format!("{e:#}");
+        eprintln!("error: {msg}");
+        if msg.contains("OUT_OF_MEMORY") && !msg.contains("ran out of memory") {
+            eprintln!(
+                "hint: the device ran out of memory: try --dtype bf16, a smaller --max-batch, \
+                 shorter prompts, or --device cpu"
+            );
+        }
         std::process::exit(1);
     }
 }

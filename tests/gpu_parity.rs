@@ -279,26 +279,85 @@ fn gpu_bench_forward() {
             dev.synchronize().unwrap();
             out
         };
-        for _ in 0..2 {
-            run();
+        // Freed memory returned to the driver at every synchronisation (CUDA's default) or kept
+        // in the pool (what Model::load sets).
+        for keep in [false, true] {
+            strata_model::keep_freed_device_memory(&dev, keep).unwrap();
+            for _ in 0..2 {
+                run();
+            }
+            let (mut n, start) = (0usize, Instant::now());
+            while n < 3 || (start.elapsed().as_secs_f64() < 2.0 && n < 20) {
+                run();
+                n += 1;
+            }
+            let per = start.elapsed().as_secs_f64() / n as f64;
+            let tps = (b * t) as f64 / per;
+            println!(
+                "strata forward {model_dir} bf16 {b}x{t} keep_freed_memory={keep}: {:.2} ms/forward, {tps:.0} tokens/s ({n} runs)",
+                per * 1e3
+            );
+            results.push(serde_json::json!({"batch": b, "tokens": t, "keep_freed_memory": keep, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
         }
-        let (mut n, start) = (0usize, Instant::now());
-        while n < 3 || (start.elapsed().as_secs_f64() < 2.0 && n < 20) {
-            run();
-            n += 1;
-        }
-        let per = start.elapsed().as_secs_f64() / n as f64;
-        let tps = (b * t) as f64 / per;
-        println!(
-            "strata forward {model_dir} bf16 {b}x{t}: {:.2} ms/forward, {tps:.0} tokens/s ({n} runs)",
-            per * 1e3
-        );
-        results.push(serde_json::json!({"batch": b, "tokens": t, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
+        profile_forward(&model, &batch, &dev);
     }
     let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": results});
     match std::env::var_os("STRATA_BENCH_OUT") {
         Some(p) => std::fs::write(p, serde_json::to_string_pretty(&json).unwrap()).unwrap(),
         None => println!("{json}"),
+    }
+}
+
+/// Where a forward's time goes: a hook that synchronises the device at every hook point and
+/// charges the time since the previous point to this one (summed over layers). Synchronising
+/// removes the CPU/GPU overlap, so the total exceeds a plain forward's; the split is what counts.
+struct SyncProfile {
+    dev: Device,
+    last: Instant,
+    spent: std::collections::BTreeMap<String, f64>,
+}
+
+impl strata_model::Hook for SyncProfile {
+    fn wants(&self, _: strata_model::HookPoint) -> bool {
+        true
+    }
+    fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
+        self.dev.synchronize()?;
+        let name = point.to_string();
+        // blocks.{l}.attn.hook_z -> attn.hook_z
+        let kind = match name.strip_prefix("blocks.") {
+            Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k).to_string(),
+            None => name,
+        };
+        *self.spent.entry(kind).or_default() += self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        Ok(act)
+    }
+}
+
+fn profile_forward(model: &Model, batch: &TokenBatch, dev: &Device) {
+    let mut prof = SyncProfile {
+        dev: dev.clone(),
+        last: Instant::now(),
+        spent: Default::default(),
+    };
+    for _ in 0..2 {
+        prof.spent.clear();
+        dev.synchronize().unwrap();
+        prof.last = Instant::now();
+        model.decoder.forward(batch, &mut prof).unwrap();
+    }
+    let total: f64 = prof.spent.values().sum();
+    let mut rows: Vec<_> = prof.spent.iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(a.1));
+    println!(
+        "profile {}x{} (time charged to the hook point that ends it; total {:.2} ms):",
+        batch.len(),
+        batch.seq_len(),
+        total * 1e3
+    );
+    for (k, v) in rows {
+        println!("  {k:<24} {:8.3} ms  {:5.1}%", v * 1e3, 100.0 * v / total);
     }
 }
 

@@ -58,7 +58,6 @@ def main():
         t = load(os.path.join(res, f"torch-{shape}.json")) or {}
         s = load(os.path.join(res, f"strata-forward-{shape}.json")) or {}
         full = load(os.path.join(res, f"strata-patch-{shape}-full.time.json")) or {}
-        l0 = load(os.path.join(res, f"strata-patch-{shape}-layer0.time.json")) or {}
         sp = load(os.path.join(res, f"strata-patch-{shape}-full", "patch.json"))
         b = {"torch": {k: v for k, v in t.items() if k != "patch_sweep"}, "strata_forward": s}
         tf = {(r["batch"], r["tokens"]): r for r in t.get("forward", [])}
@@ -66,35 +65,35 @@ def main():
             key = (r["batch"], r["tokens"])
             tt = tf.get(key, {}).get("tokens_per_s")
             ratio = r["tokens_per_s"] / tt if tt else None
-            fwd_rows.append(f"| {shape} | {key[0]}x{key[1]} | {r['tokens_per_s']:.0f} | "
-                            f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {r['tokens_per_s']:.0f} | – | – |")
+            red = {True: "kept (default)", False: "released"}.get(r.get("keep_freed_memory"), "–")
+            fwd_rows.append(f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | "
+                            f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | – | – |")
         ts = t.get("patch_sweep", {})
         layers = ts.get("layers") or (sp or {}).get("n_layers")
         sweep = {"torch_seconds_first": ts.get("seconds_first"), "torch_seconds_warm": ts.get("seconds_warm"),
-                 "strata_wall_s_full": full.get("wall_s"), "strata_wall_s_layer0": l0.get("wall_s"),
+                 "strata_wall_s_full": full.get("wall_s"),
+                 "strata_sweep_s_in_process": (sp or {}).get("elapsed_seconds"),
                  "layers": layers, "positions": ts.get("positions")}
-        if full.get("wall_s") is not None and l0.get("wall_s") is not None and layers and layers > 1:
-            # full - (load + clean/corrupted runs + one layer) = the other L-1 layers; scale to L.
-            sweep["strata_sweep_s_estimate"] = (full["wall_s"] - l0["wall_s"]) * layers / (layers - 1)
         sweep["strata_vs_torch_values"] = patch_compare(sp, ts)
         b["patch_sweep"] = sweep
         out["bench"][shape] = b
-        est = sweep.get("strata_sweep_s_estimate")
         cmp_ = sweep["strata_vs_torch_values"] or {}
         fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "–"
-        sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(est)} | {fmt(full.get('wall_s'))} | "
+        sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(sweep['strata_sweep_s_in_process'])} | {fmt(full.get('wall_s'))} | "
                           f"{fmt(ts.get('seconds_warm'))} | {fmt(ts.get('seconds_first'))} | {fmt(cmp_.get('max_abs_diff'))} |")
     if fwd_rows:
         md += ["## Forward throughput, bf16 (tokens/s, logits at every position)", "",
-               "| model | batch x tokens | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|",
+               "strata with freed device memory released to the driver at each synchronisation (CUDA's default) and kept in the pool (strata's default since 2026-11-26).", "",
+               "| model | batch x tokens | strata freed memory | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|---|",
                *fwd_rows, ""]
     if sweep_rows:
         md += ["## resid_pre patching sweep, bf16 (every layer x 20 positions, denoising, logit diff)", "",
-               "strata: `strata patch` wall time includes process start and model load; the sweep estimate "
-               "subtracts a `--layers 0` run (load + clean/corrupted runs + one layer) and scales the rest to all layers. "
+               "strata in-process: `elapsed_seconds` of patch.json, the fastest of `--repeat 3` sweeps (clean + corrupted runs + every patched run, model "
+               "already loaded). `strata patch` command: wall time of the whole process "
+               "(start, model load, 3 sweeps, figures). "
                "PyTorch: clean run with hidden states + corrupted run + one batched forward (20 patches) per layer, "
                "model already loaded.", "",
-               "| model | layers x positions | strata sweep (s, est.) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
+               "| model | layers x positions | strata sweep in-process (s) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
                "|---|---|---|---|---|---|---|", *sweep_rows, ""]
     with open(os.path.join(res, "results.json"), "w") as f:
         json.dump(out, f, indent=1)

@@ -447,6 +447,11 @@ impl HookedDecoder {
         &self.device
     }
 
+    /// The token embedding matrix `[vocab, d_model]` (before any family scaling).
+    pub fn embedding(&self) -> &Tensor {
+        &self.embed
+    }
+
     /// The unembedding matrix `[vocab, d_model]` (rows are token directions).
     pub fn unembedding(&self) -> &Tensor {
         &self.unembed
@@ -768,15 +773,23 @@ impl HookedDecoder {
             .reshape((b, g, r * p, e))?
             .matmul(&k.t()?)?
             .reshape((b, h, p, n_keys))?;
-        let scores = softcap(&(scores * c.attn_scale)?, c.attn_softcap)?;
         let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
-        let scores = scores
-            .to_dtype(DType::F32)?
-            .broadcast_add(&mask)?
-            .to_dtype(self.dtype)?;
-        let scores = visit(hook, HookPoint::AttnScores(l), scores)?;
-        let pattern =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(self.dtype)?;
+        let pattern = if x.device().is_cuda() && !hook.wants(HookPoint::AttnScores(l)) {
+            // The same f32 math in one kernel pass, when no hook needs the scores in between.
+            let cap = c.attn_softcap.map(|cap| cap as f32);
+            strata_kernels::masked_softmax(&scores, &mask, c.attn_scale as f32, cap)?
+        } else {
+            // Scaling, soft-capping, masking and softmax in f32 (as transformers does); with
+            // bf16/f16 weights the scores are rounded to the model dtype only when a hook asks.
+            let scores = softcap(&(scores.to_dtype(DType::F32)? * c.attn_scale)?, c.attn_softcap)?;
+            let mut scores = scores.broadcast_add(&mask)?;
+            if hook.wants(HookPoint::AttnScores(l)) {
+                scores = hook
+                    .visit(HookPoint::AttnScores(l), scores.to_dtype(self.dtype)?)?
+                    .to_dtype(DType::F32)?;
+            }
+            candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?
+        };
         let pattern = visit(hook, HookPoint::Pattern(l), pattern)?;
         let z = pattern
             .reshape((b, g, r * p, n_keys))?
@@ -793,7 +806,10 @@ impl HookedDecoder {
         let c = &self.config;
         let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x)?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
-        let post = if c.gated_mlp {
+        let post = if c.gated_mlp && x.device().is_cuda() && !hook.wants(HookPoint::MlpPre(l)) {
+            // act(gate) * up in one kernel pass over the fused projection, when no hook needs the gate.
+            strata_kernels::gated_act(&hidden, gated_act(c.activation))?
+        } else if c.gated_mlp {
             let m = c.d_mlp;
             let gate = visit(hook, HookPoint::MlpPre(l), hidden.narrow(D::Minus1, 0, m)?)?;
             let up = hidden.narrow(D::Minus1, m, m)?;
@@ -850,6 +866,16 @@ fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
         Activation::Silu => candle_nn::Activation::Silu.forward(x)?,
         Activation::Relu => x.relu()?,
     })
+}
+
+/// The fused kernel's name for an activation (same definitions as [`activate`]).
+fn gated_act(act: Activation) -> strata_kernels::GatedAct {
+    match act {
+        Activation::GeluTanh => strata_kernels::GatedAct::GeluTanh,
+        Activation::Gelu => strata_kernels::GatedAct::GeluErf,
+        Activation::Silu => strata_kernels::GatedAct::Silu,
+        Activation::Relu => strata_kernels::GatedAct::Relu,
+    }
 }
 
 /// Rotary embedding (rotate-half convention) of the first `rotary_dim` dimensions of each head.

@@ -18,5 +18,5 @@ pub use config::{Family, ModelConfig};
 pub use decoder::{ForwardContext, HookedDecoder, KvCache, RunOptions};
 pub use error::{ModelError, Result};
 pub use hooks::{ActivationCache, Edit, Hook, HookPoint, HookSet, Intervention, NoHooks};
-pub use load::{parse_device, parse_dtype, LoadOptions, Model};
+pub use load::{keep_freed_device_memory, parse_device, parse_dtype, LoadOptions, Model};
 pub use tokenizer::Tokenizer;
