@@ -168,3 +168,84 @@ pub(crate) fn ablate_heads(
     };
     Ok((out, l1.shape().clone()))
 }
+
+pub(crate) fn gated_act(s: &CudaStorage, l: &Layout, m: usize, act: u32) -> Result<CudaStorage> {
+    let dev = s.device().clone();
+    let (a, b) = offsets(l, "x")?;
+    let n = (b - a) / 2;
+    let dt = s.dtype();
+    let name = format!("gated_act_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_gated_act", ptx::GATED_ACT)?;
+    let (rows, mm) = (u32_arg(n / m.max(1), "rows")?, u32_arg(m, "m")?);
+    u32_arg(n, "rows * m")?;
+    let cfg = elementwise(n);
+    macro_rules! launch {
+        ($t:ty) => {{
+            let x = s.as_cuda_slice::<$t>()?.slice(a..b);
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<$t>(n)? };
+            let mut b = func.builder();
+            b.arg(&x).arg(&mut out).arg(&rows).arg(&mm).arg(&act);
+            // SAFETY: argument list matches gated_act_* in kernels/gated_act.cu; shape checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }};
+    }
+    Ok(match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("gated_act: unsupported dtype {other:?}"),
+    })
+}
+
+pub(crate) fn masked_softmax(
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    (heads, q, k): (usize, usize, usize),
+    scale: f32,
+    cap: f32,
+) -> Result<CudaStorage> {
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "scores")?;
+    let (a2, b2) = offsets(l2, "mask")?;
+    let (n, rows) = (b1 - a1, (b1 - a1) / k.max(1));
+    let mask_batch = (b2 - a2) / (q * k).max(1);
+    let dt = s1.dtype();
+    let name = format!("masked_softmax_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_masked_softmax", ptx::MASKED_SOFTMAX)?;
+    let mask = s2.as_cuda_slice::<f32>()?.slice(a2..b2);
+    let (h, qq, kk, mb) = (
+        u32_arg(heads, "heads")?,
+        u32_arg(q, "q")?,
+        u32_arg(k, "k")?,
+        u32_arg(mask_batch, "mask batch")?,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (u32_arg(rows, "rows")?, 1, 1),
+        block_dim: (128, 1, 1), // SOFTMAX_THREADS in masked_softmax.cu
+        shared_mem_bytes: 0,
+    };
+    macro_rules! launch {
+        ($t:ty) => {{
+            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<$t>(n)? };
+            if rows > 0 {
+                let mut b = func.builder();
+                b.arg(&x).arg(&mask).arg(&mut out).arg(&h).arg(&qq).arg(&kk).arg(&mb).arg(&scale).arg(&cap);
+                // SAFETY: argument list matches masked_softmax_* in kernels/masked_softmax.cu; shapes checked by the caller.
+                unsafe { b.launch(cfg) }.w()?;
+            }
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }};
+    }
+    Ok(match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("masked_softmax: unsupported dtype {other:?}"),
+    })
+}

@@ -1,7 +1,8 @@
 //! strata's CUDA kernels (`kernels/*.cu`) and their CPU twins.
 //!
 //! Every kernel has three faces:
-//! - a device-generic tensor function (`lens_stats`, `scatter_patches`, `ablate_heads`) that runs
+//! - a device-generic tensor function (`lens_stats`, `scatter_patches`, `ablate_heads`,
+//!   `gated_act`, `masked_softmax`) that runs
 //!   the CUDA kernel on a CUDA tensor (feature `cuda`) and the CPU twin on a CPU tensor;
 //! - a CPU twin on plain slices (`*_cpu`), written as plain loops: it is the reference the GPU
 //!   kernel is tested against, and is itself tested against the naive formula;
@@ -14,13 +15,17 @@
 mod ablate;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod gated;
 mod lens;
 mod scatter;
+mod softmax;
 pub mod testing;
 
 pub use ablate::{ablate_heads, ablate_heads_cpu};
+pub use gated::{gated_act, gated_act_cpu, GatedAct};
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
 pub use scatter::{scatter_patches, scatter_patches_cpu};
+pub use softmax::{masked_softmax, masked_softmax_cpu};
 
 /// PTX of each kernel file, as compiled by build.rs (only with the `cuda` feature).
 #[cfg(feature = "cuda")]
@@ -28,6 +33,8 @@ pub mod ptx {
     pub const LENS_STATS: &str = include_str!(concat!(env!("OUT_DIR"), "/lens_stats.ptx"));
     pub const SCATTER_PATCHES: &str = include_str!(concat!(env!("OUT_DIR"), "/scatter_patches.ptx"));
     pub const ABLATE_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/ablate_heads.ptx"));
+    pub const GATED_ACT: &str = include_str!(concat!(env!("OUT_DIR"), "/gated_act.ptx"));
+    pub const MASKED_SOFTMAX: &str = include_str!(concat!(env!("OUT_DIR"), "/masked_softmax.ptx"));
 }
 
 use candle_core::{bail, Layout, Result};
