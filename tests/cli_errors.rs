@@ -29,6 +29,11 @@ fn fails_with(args: &[&str], fragments: &[&str]) {
     }
 }
 
+/// `strata inspect <path>` fails with every fragment.
+fn inspect_fails_with(path: &Path, fragments: &[&str]) {
+    fails_with(&["inspect", path.to_str().unwrap()], fragments);
+}
+
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("strata-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -68,15 +73,9 @@ fn truncated_safetensors() {
     let d = fixture_copy("llama", "trunc-st");
     let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
     std::fs::write(d.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["model.safetensors", "truncated"],
-    );
+    inspect_fails_with(&d, &["model.safetensors", "truncated"]);
     std::fs::write(d.join("model.safetensors"), &bytes[..4]).unwrap();
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["model.safetensors", "truncated"],
-    );
+    inspect_fails_with(&d, &["model.safetensors", "truncated"]);
 }
 
 #[test]
@@ -87,10 +86,7 @@ fn safetensors_header_with_absurd_shape_fails_before_allocating() {
     bytes.extend_from_slice(header);
     bytes.extend_from_slice(&[0u8; 16]);
     std::fs::write(d.join("model.safetensors"), bytes).unwrap();
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["model.embed_tokens.weight", "does not match"],
-    );
+    inspect_fails_with(&d, &["model.embed_tokens.weight", "does not match"]);
 }
 
 #[test]
@@ -101,7 +97,7 @@ fn unknown_safetensors_dtype() {
     bytes.extend_from_slice(header);
     bytes.extend_from_slice(&[0u8; 2]);
     std::fs::write(d.join("model.safetensors"), bytes).unwrap();
-    fails_with(&["inspect", d.to_str().unwrap()], &["unknown dtype 'F7'"]);
+    inspect_fails_with(&d, &["unknown dtype 'F7'"]);
 }
 
 #[test]
@@ -112,7 +108,7 @@ fn truncated_gguf() {
     let path = d.join("cut.gguf");
     let bytes = std::fs::read(&src).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
-    fails_with(&["inspect", path.to_str().unwrap()], &["cut.gguf", "truncated"]);
+    inspect_fails_with(&path, &["cut.gguf", "truncated"]);
 }
 
 #[test]
@@ -121,26 +117,17 @@ fn config_missing_or_wrongly_typed_field() {
     edit_config(&d, |j| {
         j.as_object_mut().unwrap().remove("intermediate_size");
     });
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["config.json", "intermediate_size", "missing"],
-    );
+    inspect_fails_with(&d, &["config.json", "intermediate_size", "missing"]);
     let d = fixture_copy("llama", "cfg-type");
     edit_config(&d, |j| j["num_hidden_layers"] = "two".into());
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["config.json", "num_hidden_layers", "integer"],
-    );
+    inspect_fails_with(&d, &["config.json", "num_hidden_layers", "integer"]);
 }
 
 #[test]
 fn unsupported_architecture_lists_supported_ones() {
     let d = fixture_copy("llama", "cfg-arch");
     edit_config(&d, |j| j["model_type"] = "mamba".into());
-    fails_with(
-        &["inspect", d.to_str().unwrap()],
-        &["mamba", "gemma3_text", "phi3"],
-    );
+    inspect_fails_with(&d, &["mamba", "gemma3_text", "phi3"]);
 }
 
 #[test]
@@ -213,4 +200,262 @@ fn run_saves_named_activations() {
         ]
     );
     assert_eq!(saved["blocks.1.attn.hook_pattern"].dims(), &[1, 4, 10, 10]);
+}
+
+// ---- GGUF headers that lie ---------------------------------------------------------------------
+
+const TINY_TENSOR: &str = "token_embd.weight";
+
+/// Writes a tiny llama GGUF (complete metadata, one [4, 8] F32 tensor), applies `corrupt` to its
+/// bytes, and returns the file's path.
+fn corrupt_gguf(name: &str, corrupt: impl Fn(&mut Vec<u8>, usize)) -> PathBuf {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use gguf_file::Value as V;
+    let md = [
+        ("general.architecture", V::String("llama".into())),
+        ("llama.block_count", V::U32(1)),
+        ("llama.embedding_length", V::U32(8)),
+        ("llama.attention.head_count", V::U32(2)),
+        ("llama.feed_forward_length", V::U32(16)),
+        ("llama.context_length", V::U32(32)),
+        ("llama.vocab_size", V::U32(4)),
+    ];
+    let md: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
+    let t = candle_core::Tensor::zeros((4, 8), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let q = QTensor::quantize(&t, GgmlDType::F32).unwrap();
+    let mut bytes = Vec::new();
+    gguf_file::write(&mut std::io::Cursor::new(&mut bytes), &md, &[(TINY_TENSOR, &q)]).unwrap();
+    // The tensor's info record follows its name: n_dims (u32), dims (u64 each), type (u32),
+    // data offset (u64).
+    let info = bytes
+        .windows(TINY_TENSOR.len())
+        .position(|w| w == TINY_TENSOR.as_bytes())
+        .unwrap()
+        + TINY_TENSOR.len();
+    corrupt(&mut bytes, info);
+    let path = scratch(name).join(format!("{name}.gguf"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn put_u32(bytes: &mut [u8], at: usize, v: u32) {
+    bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+// Offsets in a tensor's info record, counted from the end of its name.
+const N_DIMS: usize = 0;
+const DIM0: usize = 4;
+const TYPE: usize = 4 + 2 * 8;
+const OFFSET: usize = TYPE + 4;
+
+#[test]
+fn gguf_tensor_data_beyond_end_of_file() {
+    let path = corrupt_gguf("beyond-eof", |b, info| put_u64(b, info + OFFSET, 1 << 30));
+    inspect_fails_with(
+        &path,
+        &[
+            "beyond-eof.gguf",
+            "truncated",
+            TINY_TENSOR,
+            "bytes long",
+            "download",
+        ],
+    );
+}
+
+#[test]
+fn gguf_unknown_tensor_type() {
+    let path = corrupt_gguf("bad-type", |b, info| put_u32(b, info + TYPE, 99));
+    inspect_fails_with(
+        &path,
+        &["bad-type.gguf", TINY_TENSOR, "type 99", "Q4_K", "re-quantize"],
+    );
+}
+
+#[test]
+fn gguf_absurd_counts_fail_before_allocating() {
+    // tensor count: bytes 8..16 of a GGUF v3 header
+    let path = corrupt_gguf("tensor-count", |b, _| put_u64(b, 8, u64::MAX / 2));
+    inspect_fails_with(&path, &["tensor-count.gguf", "tensor_count", "corrupt"]);
+    let path = corrupt_gguf("n-dims", |b, info| put_u32(b, info + N_DIMS, u32::MAX));
+    inspect_fails_with(&path, &["n-dims.gguf", TINY_TENSOR, "dimensions", "corrupt"]);
+    let path = corrupt_gguf("huge-dim", |b, info| put_u64(b, info + DIM0, u64::MAX / 2));
+    inspect_fails_with(
+        &path,
+        &[
+            "huge-dim.gguf",
+            TINY_TENSOR,
+            "more elements than can be addressed",
+            "re-download",
+        ],
+    );
+    let path = corrupt_gguf("big-dim", |b, info| put_u64(b, info + DIM0, 1 << 40));
+    inspect_fails_with(&path, &["big-dim.gguf", TINY_TENSOR, "truncated"]);
+}
+
+// ---- checkpoint directories ------------------------------------------------------------------
+
+#[test]
+fn sharded_index_naming_a_missing_shard() {
+    let d = fixture_copy("llama", "missing-shard");
+    std::fs::rename(
+        d.join("model.safetensors"),
+        d.join("model-00001-of-00002.safetensors"),
+    )
+    .unwrap();
+    let index = serde_json::json!({"weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "lm_head.weight": "model-00002-of-00002.safetensors",
+    }});
+    std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    inspect_fails_with(
+        &d,
+        &[
+            "model.safetensors.index.json",
+            "model-00002-of-00002.safetensors",
+            "missing",
+            "download",
+        ],
+    );
+}
+
+#[test]
+fn pickle_weights_are_refused_with_conversion_advice() {
+    let d = fixture_copy("llama", "pickle");
+    std::fs::remove_file(d.join("model.safetensors")).unwrap();
+    std::fs::write(d.join("pytorch_model.bin"), b"\x80\x02not really a pickle").unwrap();
+    inspect_fails_with(
+        &d,
+        &["pytorch_model.bin", "never unpickles", "safe_serialization=True"],
+    );
+}
+
+/// Rewrites the fixture copy's weights through `edit(name, tensor)`.
+fn edit_weights(dir: &Path, edit: impl Fn(&str, candle_core::Tensor) -> candle_core::Tensor) {
+    let path = dir.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    let edited: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(n, t)| (n.clone(), edit(&n, t)))
+        .collect();
+    candle_core::safetensors::save(&edited, &path).unwrap();
+}
+
+#[test]
+fn tokenizer_larger_than_the_embedding_matrix() {
+    let d = fixture_copy("llama", "vocab");
+    edit_config(&d, |j| j["vocab_size"] = 100.into());
+    edit_weights(&d, |n, t| {
+        if n.contains("embed_tokens") || n.contains("lm_head") {
+            t.narrow(0, 0, 100).unwrap()
+        } else {
+            t
+        }
+    });
+    inspect_fails_with(
+        &d,
+        &[
+            "tokenizer.json",
+            "384 tokens",
+            "100 rows",
+            "does not belong to these weights",
+            "use the tokenizer.json",
+        ],
+    );
+}
+
+// ---- prompts, targets and probe files -----------------------------------------------------------
+
+#[test]
+fn patch_prompts_of_different_token_length_show_both_tokenizations() {
+    let m = fixture_model("llama");
+    fails_with(
+        &[
+            "patch",
+            m.to_str().unwrap(),
+            "--prompt",
+            "The king reads",
+            "--corrupted",
+            "The teacher reads",
+            "--target",
+            " a",
+        ],
+        &[
+            "same number of tokens",
+            r#"clean     (4 tokens): "The" " king" " read" "s""#,
+            r#"corrupted (6 tokens): "The" " tea" "c" "her" " read" "s""#,
+        ],
+    );
+}
+
+/// There is no flag taking a multi-token target's first token: the target must be one token.
+#[test]
+fn multi_token_target_is_refused_with_its_tokens() {
+    let m = fixture_model("llama");
+    fails_with(
+        &[
+            "lens",
+            m.to_str().unwrap(),
+            "--prompt",
+            "The king reads",
+            "--target",
+            " teacher",
+        ],
+        &[
+            r#"target " teacher" is 3 tokens (" tea" "c" "her")"#,
+            "choose a single-token target",
+        ],
+    );
+}
+
+#[test]
+fn malformed_probe_file_names_file_line_and_field() {
+    let file = scratch("probe").join("mine.jsonl");
+    std::fs::write(
+        &file,
+        "# a comment\n{\"id\": \"a\", \"prompt\": \"The king\", \"target\": \" a\"}\n\
+         {\"id\": \"b\", \"prompt\": \"The king\", \"target\": 7}\n",
+    )
+    .unwrap();
+    let m = fixture_model("llama");
+    let probe = ["lens", m.to_str().unwrap(), "--probe", file.to_str().unwrap()];
+    fails_with(
+        &probe,
+        &[
+            "mine.jsonl:3",
+            "field 'target'",
+            "expected a string, found a number",
+        ],
+    );
+    std::fs::write(
+        &file,
+        "{\"id\": \"a\", \"prompt\": \"The king\", \"targte\": \" a\"}\n",
+    )
+    .unwrap();
+    fails_with(
+        &probe,
+        &["mine.jsonl:1", "unknown field 'targte'", "expected one of"],
+    );
+}
+
+// ---- numerics ----------------------------------------------------------------------------------
+
+#[test]
+fn nan_weights_name_the_first_non_finite_hook_point() {
+    let d = fixture_copy("llama", "nan");
+    edit_weights(&d, |n, t| {
+        if n == "model.layers.1.mlp.down_proj.weight" {
+            t.affine(0.0, f64::NAN).unwrap()
+        } else {
+            t
+        }
+    });
+    fails_with(
+        &["run", d.to_str().unwrap(), "--prompt", "The king"],
+        &["non-finite", "blocks.1.hook_mlp_out", "check the weights"],
+    );
 }

@@ -22,7 +22,7 @@ pub enum ModelError {
 
     #[error(
         "non-finite value (NaN or Inf) first appears at hook point {point} (flat index {index} of shape {shape:?}); \
-         f16 overflows easily: try --dtype bf16 or f32"
+         in f16 this is usually overflow (try --dtype bf16 or f32), otherwise check the weights that feed it"
     )]
     NonFinite {
         point: String,

@@ -218,15 +218,122 @@ fn open(path: &Path) -> Result<(File, u64), GgufError> {
 pub fn read_gguf_header(path: &Path) -> Result<GgufHeader, GgufError> {
     let (file, file_len) = open(path)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let content = Content::read(&mut reader).map_err(|e| GgufError::Header {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let content = match Content::read(&mut reader) {
+        Ok(content) => content,
+        Err(e) => {
+            // candle's error names only the type code: find the tensor that carries it
+            if let Some((tensor, code)) = tensor_with_unknown_type(path) {
+                return Err(GgufError::Tensor {
+                    path: path.to_path_buf(),
+                    tensor,
+                    message: format!(
+                        "ggml type {code} is not one strata can read ({READABLE_TYPES}); \
+                         re-quantize the model to one of these (e.g. llama.cpp's llama-quantize with Q4_K_M) \
+                         or load its safetensors checkpoint"
+                    ),
+                });
+            }
+            // (without the backtrace candle attaches when RUST_BACKTRACE is set)
+            let e = match e {
+                candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                e => e,
+            };
+            return Err(GgufError::Header {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+    };
     Ok(GgufHeader {
         path: path.to_path_buf(),
         content,
         file_len,
     })
+}
+
+/// The ggml types candle reads, by name.
+const READABLE_TYPES: &str =
+    "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K";
+
+/// The first tensor (name, type code) whose ggml type candle does not know, found by walking the
+/// header of a GGUF v2/v3 file; `None` when there is none or the header cannot be walked.
+fn tensor_with_unknown_type(path: &Path) -> Option<(String, u32)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const KNOWN: &[u32] = &[0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];
+    fn u32_(r: &mut impl Read) -> Option<u32> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+    fn u64_(r: &mut impl Read) -> Option<u64> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+    fn skip(r: &mut impl Seek, n: u64) -> Option<()> {
+        r.seek(SeekFrom::Current(i64::try_from(n).ok()?)).ok().map(|_| ())
+    }
+    fn fixed_size(ty: u32) -> Option<u64> {
+        match ty {
+            0 | 1 | 7 => Some(1),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            _ => None,
+        }
+    }
+    fn skip_value<R: Read + Seek>(r: &mut R, ty: u32, depth: u32) -> Option<()> {
+        if let Some(n) = fixed_size(ty) {
+            return skip(r, n);
+        }
+        match ty {
+            8 => {
+                let n = u64_(r)?;
+                skip(r, n)
+            }
+            9 if depth < 4 => {
+                let (elem, n) = (u32_(r)?, u64_(r)?);
+                match fixed_size(elem) {
+                    Some(size) => skip(r, n.checked_mul(size)?),
+                    // strings and nested arrays: each read fails once past the end of the file
+                    None => (0..n).try_for_each(|_| skip_value(r, elem, depth + 1)),
+                }
+            }
+            _ => None,
+        }
+    }
+    let mut r = BufReader::new(File::open(path).ok()?);
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic).ok()?;
+    if &magic != b"GGUF" || !matches!(u32_(&mut r)?, 2 | 3) {
+        return None;
+    }
+    let (n_tensors, n_kv) = (u64_(&mut r)?, u64_(&mut r)?);
+    for _ in 0..n_kv {
+        let key_len = u64_(&mut r)?;
+        skip(&mut r, key_len)?;
+        let ty = u32_(&mut r)?;
+        skip_value(&mut r, ty, 0)?;
+    }
+    for _ in 0..n_tensors {
+        let name_len = u64_(&mut r)?;
+        if name_len > 1 << 16 {
+            return None;
+        }
+        let mut name = vec![0u8; name_len as usize];
+        r.read_exact(&mut name).ok()?;
+        let n_dims = u32_(&mut r)?;
+        if n_dims > 8 {
+            return None;
+        }
+        skip(&mut r, 8 * n_dims as u64)?;
+        let ty = u32_(&mut r)?;
+        if !KNOWN.contains(&ty) {
+            return Some((String::from_utf8_lossy(&name).into_owned(), ty));
+        }
+        skip(&mut r, 8)?;
+    }
+    None
 }
 
 impl GgufHeader {
@@ -254,7 +361,7 @@ impl GgufHeader {
         let elems = dims
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| bad(format!("shape {dims:?} has more elements than can be addressed")))?;
+            .ok_or_else(|| bad(format!("shape {dims:?} has more elements than can be addressed; the header is corrupt: re-download or re-convert the file")))?;
         let block = info.ggml_dtype.block_size();
         if !elems.is_multiple_of(block) {
             return Err(GgufError::Tensor {
@@ -269,7 +376,7 @@ impl GgufHeader {
         (elems / block)
             .checked_mul(info.ggml_dtype.type_size())
             .map(|n| n as u64)
-            .ok_or_else(|| bad(format!("shape {dims:?} needs more bytes than can be addressed")))
+            .ok_or_else(|| bad(format!("shape {dims:?} needs more bytes than can be addressed; the header is corrupt: re-download or re-convert the file")))
     }
 
     /// Checks that every tensor's data lies inside the file; errors on the first one that does not.

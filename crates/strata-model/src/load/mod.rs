@@ -153,7 +153,7 @@ pub(crate) fn check_vocab(model: &Model) -> Result<()> {
                 t.path(),
                 format!(
                     "tokenizer has {n} tokens but the embedding matrix has {} rows (config vocab_size); \
-                     the tokenizer does not belong to these weights",
+                     the tokenizer does not belong to these weights: use the tokenizer.json that came with them",
                     model.config.vocab_size
                 ),
             ));

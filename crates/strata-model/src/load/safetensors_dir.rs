@@ -73,7 +73,11 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 } else {
                     Err(ModelError::file(
                         &index,
-                        format!("names shard '{s}' which is missing from {}", dir.display()),
+                        format!(
+                            "names shard '{s}' which is missing from {}; download every shard the index \
+                             names (an interrupted download leaves some out)",
+                            dir.display()
+                        ),
                     ))
                 }
             })
