@@ -27,10 +27,11 @@ distractor and a corrupted partner of the same token length:
   trace       causal tracing (ROME). The subject's tokens (offsets overlapping the subject string)
               get Gaussian noise added to their token embeddings (GPT-2: output of wte, before the
               position embeddings; others: the input of decoder layer 0, i.e. after Gemma's
-              sqrt(d) scaling) of std noise_multiplier x the (unbiased) std of those embeddings.
-              The noise is drawn from SplitMix64 + Box-Muller (strata's documented generator,
-              reimplemented below: seed + item index, samples x subject positions x d_model in
-              that order, f64 then rounded to f32). The noise samples run as the rows of one
+              sqrt(d) scaling) of std noise_multiplier x sigma, sigma = the (unbiased) std of every
+              entry of the token embedding matrix (x sqrt(d) for Gemma). The noise is drawn from
+              SplitMix64 + Box-Muller (strata's documented generator, reimplemented below: seeded
+              with seed XOR FNV-1a(item id), the item id being the case name; samples x subject
+              positions x d_model in that order, f64 then rounded to f32). The noise samples run as the rows of one
               batch; for every layer l and position t the clean activation is restored at t:
               hidden = output of decoder layer l; mlp / attn = the MLP / attention outputs (as for
               ablations) of every layer in [l - w//2, l + ceil(w/2)) clamped to the model.
@@ -256,7 +257,24 @@ def window_layers(layer: int, window: int, n_layers: int) -> range:
     return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
 
 
-def causal_trace(model, parts, ids, target, prompt, settings, spans) -> dict:
+def item_seed(seed: int, item_id: str) -> int:
+    """strata's trace.rs item_seed: seed XOR FNV-1a 64 of the item id's UTF-8 bytes."""
+    h = 0xCBF29CE484222325
+    for b in item_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & M64
+    return seed ^ h
+
+
+def embedding_std(model) -> float:
+    """strata's trace.rs embedding_std: unbiased std of every entry of the token embedding
+    matrix, times sqrt(hidden_size) for the Gemma families (their embedding scale)."""
+    w = model.get_input_embeddings().weight.detach().double()
+    cfg = getattr(model.config, "text_config", None) or model.config
+    scale = cfg.hidden_size ** 0.5 if cfg.model_type.startswith("gemma") else 1.0
+    return float(w.std()) * scale
+
+
+def causal_trace(model, parts, ids, target, prompt, settings, spans, item_id) -> dict:
     import torch
 
     L = len(parts.layers)
@@ -284,10 +302,10 @@ def causal_trace(model, parts, ids, target, prompt, settings, spans) -> dict:
     clean_logits = run_rows(model, [ids], hooks)
     clean_p = float(torch.log_softmax(clean_logits[0, -1], dim=-1)[target].exp())
 
-    sigma = float(clean["embed"][0, pos].double().flatten().std())
+    sigma = embedding_std(model)
     noise_std = settings["noise_multiplier"] * sigma
     d = clean["embed"].shape[-1]
-    rng = SplitMix64(settings["seed"] + 0)  # the first (only) item
+    rng = SplitMix64(item_seed(settings["seed"], item_id))
     noise = torch.zeros(S, T, d, dtype=torch.float64)
     for s in range(S):
         for p in pos:
@@ -323,7 +341,8 @@ def causal_trace(model, parts, ids, target, prompt, settings, spans) -> dict:
         **settings,
         "metric": "target_prob",
         "subject_positions": pos,
-        "subject_embedding_std": sigma,
+        "item_id": item_id,
+        "embedding_std": sigma,
         "noise_std": noise_std,
         "clean": clean_p,
         "corrupted": corrupted,
@@ -471,7 +490,7 @@ def make_case(key: str) -> dict:
     z_patch = {"layer": zl, "head": zh, "value": float(v[t] - v[dtr])}
 
     trace = causal_trace(model, parts, ids, t, case["prompt"],
-                         FIXTURE_TRACE if kind == "fixture" else REAL_TRACE, spans)
+                         FIXTURE_TRACE if kind == "fixture" else REAL_TRACE, spans, key)
 
     import transformers
     return {

@@ -94,6 +94,36 @@ struct Suite<'a, T> {
 }
 
 /// Writes one item's result as it is, several as `{schema_version, experiment, model, items}`.
+/// `--repeat N` of the experiment commands, for benchmarks.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct RepeatArgs {
+    /// Run the computation this many times (benchmarking): `elapsed_seconds` in the JSON is the
+    /// fastest run and every run's time is printed. The first run pays one-time costs (thread
+    /// pool start, device kernel loading, cuBLAS set-up).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+}
+
+impl RepeatArgs {
+    /// The last run's result and the fastest run's wall-clock seconds.
+    pub fn run<T>(&self, what: &str, mut f: impl FnMut() -> Result<T>) -> Result<(T, f64)> {
+        let mut times = Vec::new();
+        loop {
+            let started = std::time::Instant::now();
+            let out = f()?;
+            times.push(started.elapsed().as_secs_f64());
+            if times.len() == self.repeat as usize {
+                if times.len() > 1 {
+                    let list: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
+                    println!("{what} times (s): {}", list.join(", "));
+                }
+                let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+                return Ok((out, fastest));
+            }
+        }
+    }
+}
+
 pub fn write_results_json<T: serde::Serialize>(
     path: &Path,
     experiment: &str,

@@ -97,6 +97,8 @@ pub struct LensArgs {
     /// Prompts per forward.
     #[arg(long, default_value_t = 8)]
     pub max_batch: usize,
+    #[command(flatten)]
+    pub repeat: super::common::RepeatArgs,
     /// Output directory (lens.json, lens.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -112,7 +114,12 @@ pub fn run(args: LensArgs) -> Result<()> {
         source,
         max_batch: args.max_batch,
     };
-    let results = logit_lens(&model, &items, &opts)?;
+    let (mut results, seconds) = args
+        .repeat
+        .run("lens", || Ok(logit_lens(&model, &items, &opts)?))?;
+    for r in &mut results {
+        r.elapsed_seconds = Some(seconds);
+    }
     out_dir(&args.out)?;
     let (json, csv) = write_lens_files(&args.out, "lens", &model.name, &results)?;
     for r in &results {

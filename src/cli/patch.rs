@@ -8,7 +8,7 @@ use strata_experiments::patch::{
 use strata_experiments::prepare_all;
 use strata_experiments::Metric;
 
-use super::common::{write_sweep_files, ModelArgs};
+use super::common::{write_sweep_files, ModelArgs, RepeatArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -41,11 +41,8 @@ pub struct PatchArgs {
     /// Patched runs per batched forward.
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
-    /// Run the sweep this many times (benchmarking): `elapsed_seconds` in patch.json is the
-    /// fastest run, every run's time is printed. The first run pays one-time device costs
-    /// (kernel loading, cuBLAS set-up).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub repeat: u32,
+    #[command(flatten)]
+    pub repeat: RepeatArgs,
     /// Output directory (patch.json, patch.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -70,22 +67,13 @@ pub fn run(args: PatchArgs) -> Result<()> {
     };
     let prepared = prepare_all(&model, &items)?;
     let runs = count_runs(&model, &prepared, &opts);
-    let mut timed = Vec::new();
-    let mut res = loop {
+    let (mut res, seconds) = args.repeat.run("sweep", || {
         let pb = progress(runs, "patch");
-        let started = std::time::Instant::now();
-        let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
-        timed.push(started.elapsed().as_secs_f64());
+        let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64));
         pb.finish_and_clear();
-        if timed.len() == args.repeat as usize {
-            break res;
-        }
-    };
-    if timed.len() > 1 {
-        let list: Vec<String> = timed.iter().map(|t| format!("{t:.3}")).collect();
-        println!("sweep times (s): {}", list.join(", "));
-    }
-    res.elapsed_seconds = timed.iter().copied().reduce(f64::min);
+        Ok(res?)
+    })?;
+    res.elapsed_seconds = Some(seconds);
     out_dir(&args.out)?;
     let (json, csv) = write_sweep_files(&args.out, "patch", &res, &res.rows, &res.summary)?;
     println!(

@@ -825,7 +825,7 @@ fn trace_section(report: &mut Report, traces: &[TraceResult], figs: &[Saved]) ->
         return Ok(());
     }
     report.paragraph(
-        "Causal tracing (Meng et al. 2022): Gaussian noise (3 × the std of the subject tokens' \
+        "Causal tracing (Meng et al. 2022): Gaussian noise (3 × the std of the model's token \
          embeddings) is added to the subject's token embeddings, then one clean state is restored: \
          a single layer's hidden state (resid_post) at one token, or the MLP / attention outputs \
          of a window of layers around a layer at one token. Metric: probability of the target, \

@@ -26,7 +26,7 @@ pub struct TraceArgs {
     /// Noise samples per item.
     #[arg(long, default_value_t = 10)]
     pub samples: usize,
-    /// Noise std as a multiple of the subject embeddings' std (ROME: 3).
+    /// Noise std as a multiple of the std of the token embeddings (ROME: 3).
     #[arg(long, default_value_t = 3.0)]
     pub noise_multiplier: f64,
     /// A fixed noise std instead.

@@ -2,8 +2,10 @@
 //!
 //! The subject's token embeddings (`hook_embed`, i.e. after Gemma's scaling and before GPT-2's
 //! position embeddings) get Gaussian noise of standard deviation `noise_multiplier × σ`, where σ
-//! is the standard deviation of the subject tokens' embeddings over all items (ROME's rule; or
-//! a fixed value). Each noise sample is drawn from a seeded generator. For every layer `l` and
+//! is the standard deviation of the model's token embeddings ([`embedding_std`]; ROME uses the
+//! subject tokens of its fact set) or a fixed value. The noise of an item is drawn from a
+//! generator seeded by the seed and the item's id ([`item_seed`]), so results do not depend on
+//! which other items share the call. For every layer `l` and
 //! token `t`, the corrupted run is re-run with the clean activation restored at `t`:
 //! * `hidden`: `blocks.{l}.hook_resid_post`;
 //! * `mlp` / `attn`: `hook_mlp_out` / `hook_attn_out` of every block in the window
@@ -14,7 +16,7 @@
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
-use strata_model::{ActivationCache, HookPoint, Model, TokenBatch};
+use strata_model::{HookPoint, Model};
 
 use crate::engine::{cached_run, run_jobs, BaseRun, ExecMode, Job, Patch};
 use crate::error::{input, Result};
@@ -47,7 +49,7 @@ impl TraceKind {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseLevel {
-    /// `multiplier ×` the standard deviation of the subject tokens' embeddings (ROME: 3).
+    /// `multiplier ×` the standard deviation of the token embeddings (ROME: 3).
     EmbeddingStd { multiplier: f64 },
     /// A fixed standard deviation.
     Fixed { std: f64 },
@@ -121,30 +123,45 @@ pub fn window_layers(layer: usize, window: usize, n_layers: usize) -> std::ops::
     lo..hi
 }
 
-/// σ of the subject tokens' embeddings (`hook_embed`) over all items.
-pub fn subject_embedding_std(model: &Model, items: &[Prepared]) -> Result<f64> {
-    let (mut s, mut s2, mut n) = (0f64, 0f64, 0usize);
-    for item in items {
-        let pos = item.require_subject()?;
-        let mut cache = ActivationCache::of([HookPoint::Embed]);
-        let batch = TokenBatch::single(item.ids.clone())?;
-        model.decoder.embed_tokens(&batch, &mut cache)?;
-        let emb = cache.get(HookPoint::Embed)?.to_dtype(DType::F32)?.squeeze(0)?;
-        let rows = emb.to_vec2::<f32>()?;
-        for &p in pos {
-            for &x in &rows[p] {
-                s += x as f64;
-                s2 += (x as f64) * (x as f64);
-                n += 1;
-            }
+/// σ of the model's token embeddings as `hook_embed` sees them: the (unbiased, as `torch.std`)
+/// standard deviation of every entry of W_E, times the family's embedding scale (Gemma's √d).
+/// One σ per model, so a suite traced at once and its items traced one by one get the same
+/// noise. ROME takes σ over the subject tokens of its whole fact set instead; that depends on
+/// which prompts are in the set.
+pub fn embedding_std(model: &Model) -> Result<f64> {
+    let w = model.decoder.embedding();
+    let (rows, cols) = w.dims2()?;
+    let n = (rows * cols) as f64;
+    if n < 2.0 {
+        return input("causal tracing: the embedding matrix has fewer than two entries");
+    }
+    // Row sums in f32 (at most a few thousand terms each), accumulated in f64; two passes.
+    let chunks = |f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| -> Result<f64> {
+        let mut total = 0f64;
+        for start in (0..rows).step_by(8192) {
+            let part = w.narrow(0, start, 8192.min(rows - start))?.to_dtype(DType::F32)?;
+            total += f(&part)?
+                .sum(1)?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|&x| x as f64)
+                .sum::<f64>();
         }
-    }
-    if n < 2 {
-        return input("causal tracing: no subject tokens");
-    }
-    let mean = s / n as f64;
-    // unbiased, as torch.std
-    Ok(((s2 - n as f64 * mean * mean) / (n - 1) as f64).max(0.0).sqrt())
+        Ok(total)
+    };
+    let mean = chunks(&|t| Ok(t.clone()))? / n;
+    let ss = chunks(&|t| (t - mean)?.sqr())?;
+    let scale = model.config.embed_scale.unwrap_or(1.0).abs();
+    Ok((ss / (n - 1.0)).sqrt() * scale)
+}
+
+/// The noise generator's seed for one item: `seed` mixed with the item's id (FNV-1a), so an
+/// item gets the same noise whatever else is traced with it.
+pub fn item_seed(seed: u64, id: &str) -> u64 {
+    let fnv = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    seed ^ fnv
 }
 
 /// Noise `[1, p, d]`: N(0, std²) on the subject rows, zero elsewhere.
@@ -197,12 +214,12 @@ pub fn causal_trace_prepared(
     let n = model.config.n_layers;
     let d = model.config.d_model;
     let noise_std = match opts.noise {
-        NoiseLevel::EmbeddingStd { multiplier } => multiplier * subject_embedding_std(model, items)?,
+        NoiseLevel::EmbeddingStd { multiplier } => multiplier * embedding_std(model)?,
         NoiseLevel::Fixed { std } => std,
     };
     let mode = ExecMode::new(opts.exact_naive, opts.max_batch);
     let mut out = Vec::new();
-    for (idx, item) in items.iter().enumerate() {
+    for item in items {
         item.require_subject()?;
         let clean_run = BaseRun {
             ids: item.ids.clone(),
@@ -260,7 +277,7 @@ pub fn causal_trace_prepared(
         }
         let mut sums = vec![0f64; jobs.len()];
         let mut corrupted = 0f64;
-        let mut rng = Rng::new(opts.seed.wrapping_add(idx as u64));
+        let mut rng = Rng::new(item_seed(opts.seed, &item.id));
         for _ in 0..opts.samples {
             let noise = noise_tensor(item, d, noise_std, &mut rng, dec.dtype(), dec.device())?;
             let base = BaseRun {
@@ -316,7 +333,16 @@ pub fn causal_trace_prepared(
 
 #[cfg(test)]
 mod tests {
-    use super::window_layers;
+    use super::{item_seed, window_layers};
+
+    #[test]
+    fn item_seeds_follow_fnv1a_and_differ_by_id() {
+        // FNV-1a 64 of "" is its offset basis; of "a" the published test vector.
+        assert_eq!(item_seed(0, ""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(item_seed(0, "a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(item_seed(7, "a"), 0xaf63_dc4c_8601_ec8c ^ 7);
+        assert_ne!(item_seed(0, "paris"), item_seed(0, "rome"));
+    }
 
     #[test]
     fn windows_clamp_at_edges() {

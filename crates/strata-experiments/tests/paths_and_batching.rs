@@ -222,6 +222,27 @@ fn suite_sweeps_equal_one_by_one_runs() {
         let rows: Vec<SweepRow> = all.rows.iter().filter(|r| r.item == it.id).cloned().collect();
         assert!(max_diff(&rows, &one.rows) < 1e-6);
     }
+    // Tracing: σ is the model's and the noise is seeded by item id, so an item's trace does not
+    // depend on the other items of the call (nor on its place among them).
+    let topts = TraceOptions {
+        samples: 2,
+        window: 2,
+        ..Default::default()
+    };
+    let mut reversed = suite();
+    reversed.reverse();
+    let all = causal_trace(&m, &reversed, &topts, &mut |_| {}).unwrap();
+    for it in suite() {
+        let one = causal_trace(&m, std::slice::from_ref(&it), &topts, &mut |_| {})
+            .unwrap()
+            .remove(0);
+        let same = all.iter().find(|t| t.id == it.id).unwrap();
+        assert_eq!(one.noise_std, same.noise_std);
+        assert!((one.corrupted - same.corrupted).abs() < 1e-6, "{}", it.id);
+        for (a, b) in one.rows.iter().zip(&same.rows) {
+            assert!((a.value - b.value).abs() < 1e-6, "{}: {a:?} vs {b:?}", it.id);
+        }
+    }
 }
 
 #[test]
@@ -268,4 +289,32 @@ fn unequal_pair_lengths_show_both_tokenizations() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("distractor"), "{err}");
+}
+
+#[test]
+fn device_out_of_memory_is_restated_with_sizes_and_what_to_change() {
+    let m = fixture("llama");
+    // What candle reports when cuMemAllocAsync fails.
+    let oom = ExperimentError::Candle(candle_core::Error::Msg(
+        "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+    ));
+    let msg = engine::explain_out_of_memory(oom, &m.decoder, 8, 16, "use a smaller --max-batch").to_string();
+    let c = &m.config;
+    let scores_mib = (8 * c.n_heads * 16 * 16 * 4) as f64 / (1u64 << 20) as f64;
+    assert!(
+        msg.contains("ran out of memory running 8 patched run(s) of 16 tokens"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("attention scores take {scores_mib:.1} MiB")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--max-batch") && msg.contains("CUDA_ERROR_OUT_OF_MEMORY"),
+        "{msg}"
+    );
+    // Other errors pass through unchanged.
+    let other = ExperimentError::Input("token 'x' is not in the vocabulary".into());
+    let msg = engine::explain_out_of_memory(other, &m.decoder, 8, 16, "").to_string();
+    assert_eq!(msg, "token 'x' is not in the vocabulary");
 }
