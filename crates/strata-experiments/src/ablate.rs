@@ -211,10 +211,7 @@ impl MeanTable {
         let mut sums: HashMap<(AblateComponent, usize), Tensor> = HashMap::new();
         let points = source_points(comps, layers);
         for r in refs {
-            let base = BaseRun {
-                ids: r.ids.clone(),
-                embed_add: None,
-            };
+            let base = BaseRun::of(&r.ids);
             let (cache, _) = cached_run(&model.decoder, &base, points.clone())?;
             for &c in comps {
                 for &l in layers {
@@ -315,28 +312,12 @@ pub fn ablate_prepared(
         if opts.metric == Metric::LogitDiff {
             item.require_distractor()?;
         }
-        let base = BaseRun {
-            ids: item.ids.clone(),
-            embed_add: None,
-        };
+        let base = BaseRun::of(&item.ids);
         let (cache, clean_last) = cached_run(dec, &base, points.clone())?;
-        let mut spec = MetricSpec {
-            metric: opts.metric,
-            target: item.target,
-            distractor: item.distractor,
-            clean_logprobs: None,
-        };
-        if opts.metric == Metric::Kl {
-            let row = crate::metric::full_logits(dec, &clean_last)?;
-            spec.clean_logprobs = Some(crate::metric::log_softmax(&row[0]));
-        }
-        let clean = metric_values(dec, &clean_last, &spec)?[0];
+        let (spec, clean) = MetricSpec::for_clean_run(dec, opts.metric, item, &clean_last)?;
         let corrupted = match &item.corrupted_ids {
             Some(ids) => {
-                let run = BaseRun {
-                    ids: ids.clone(),
-                    embed_add: None,
-                };
+                let run = BaseRun::of(ids);
                 let (_, last) = cached_run(dec, &run, [])?;
                 Some(metric_values(dec, &last, &spec)?[0])
             }
@@ -365,10 +346,7 @@ pub fn ablate_prepared(
             let mut rng = Rng::new(opts.seed ^ (idx as u64).wrapping_mul(0xA24B_AED4_963E_E407));
             let j = candidates[rng.below(candidates.len())];
             if let std::collections::btree_map::Entry::Vacant(e) = resample_cache.entry(j) {
-                let run = BaseRun {
-                    ids: reference[j].ids.clone(),
-                    embed_add: None,
-                };
+                let run = BaseRun::of(&reference[j].ids);
                 e.insert(cached_run(dec, &run, points.clone())?.0);
             }
             Some(j)

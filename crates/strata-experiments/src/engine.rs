@@ -114,6 +114,16 @@ pub struct BaseRun {
     pub embed_add: Option<Tensor>,
 }
 
+impl BaseRun {
+    /// The plain run of a prompt (nothing added to its embeddings).
+    pub fn of(ids: &[u32]) -> Self {
+        BaseRun {
+            ids: ids.to_vec(),
+            embed_add: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecMode {
     /// One full forward per job.

@@ -71,6 +71,31 @@ pub struct MetricSpec {
     pub clean_logprobs: Option<Vec<f64>>,
 }
 
+impl MetricSpec {
+    /// The metric of an item whose clean run ended in `clean_last` (the last position's
+    /// residual stream): the spec (KL takes the clean distribution as its reference) and the
+    /// clean run's metric value.
+    pub fn for_clean_run(
+        dec: &HookedDecoder,
+        metric: Metric,
+        item: &crate::prepare::Prepared,
+        clean_last: &Tensor,
+    ) -> Result<(MetricSpec, f64)> {
+        let mut spec = MetricSpec {
+            metric,
+            target: item.target,
+            distractor: item.distractor,
+            clean_logprobs: None,
+        };
+        if metric == Metric::Kl {
+            let row = full_logits(dec, clean_last)?;
+            spec.clean_logprobs = Some(log_softmax(&row[0]));
+        }
+        let clean = metric_values(dec, clean_last, &spec)?[0];
+        Ok((spec, clean))
+    }
+}
+
 /// Log-softmax of one row in f64.
 pub fn log_softmax(row: &[f32]) -> Vec<f64> {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;

@@ -197,27 +197,11 @@ pub fn activation_patching_prepared(
             .iter()
             .flat_map(|c| layers.iter().map(move |&l| c.point(l)))
             .collect();
-        let clean_run = BaseRun {
-            ids: item.ids.clone(),
-            embed_add: None,
-        };
-        let corrupt_run = BaseRun {
-            ids: corrupted_ids,
-            embed_add: None,
-        };
+        let clean_run = BaseRun::of(&item.ids);
+        let corrupt_run = BaseRun::of(&corrupted_ids);
         let (clean_cache, clean_last) = cached_run(dec, &clean_run, points.clone())?;
         let (corrupt_cache, corrupt_last) = cached_run(dec, &corrupt_run, points.clone())?;
-        let mut spec = MetricSpec {
-            metric: opts.metric,
-            target: item.target,
-            distractor: item.distractor,
-            clean_logprobs: None,
-        };
-        if opts.metric == Metric::Kl {
-            let row = crate::metric::full_logits(dec, &clean_last)?;
-            spec.clean_logprobs = Some(crate::metric::log_softmax(&row[0]));
-        }
-        let clean = metric_values(dec, &clean_last, &spec)?[0];
+        let (spec, clean) = MetricSpec::for_clean_run(dec, opts.metric, item, &clean_last)?;
         let corrupted = metric_values(dec, &corrupt_last, &spec)?[0];
         let (base, source) = match opts.direction {
             Direction::Denoising => (&corrupt_run, &clean_cache),

@@ -221,10 +221,7 @@ pub fn causal_trace_prepared(
     let mut out = Vec::new();
     for item in items {
         item.require_subject()?;
-        let clean_run = BaseRun {
-            ids: item.ids.clone(),
-            embed_add: None,
-        };
+        let clean_run = BaseRun::of(&item.ids);
         let points = (0..n).flat_map(|l| {
             [
                 HookPoint::ResidPost(l),
@@ -233,17 +230,7 @@ pub fn causal_trace_prepared(
             ]
         });
         let (clean_cache, clean_last) = cached_run(dec, &clean_run, points)?;
-        let mut spec = MetricSpec {
-            metric: opts.metric,
-            target: item.target,
-            distractor: item.distractor,
-            clean_logprobs: None,
-        };
-        if opts.metric == Metric::Kl {
-            let row = crate::metric::full_logits(dec, &clean_last)?;
-            spec.clean_logprobs = Some(crate::metric::log_softmax(&row[0]));
-        }
-        let clean = metric_values(dec, &clean_last, &spec)?[0];
+        let (spec, clean) = MetricSpec::for_clean_run(dec, opts.metric, item, &clean_last)?;
 
         // Jobs are the same for every sample: restorations of clean activations.
         let mut jobs = Vec::new();

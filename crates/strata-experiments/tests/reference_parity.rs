@@ -5,27 +5,11 @@
 //! probabilities and logit differences, relative (× max(1, |ref|)) on logits, losses, KL and
 //! entropies. Lens ranks must be identical.
 
-use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{f, reference, root};
 use strata_experiments::*;
 use strata_model::{LoadOptions, Model};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn reference(case: &str) -> Value {
-    let p = root()
-        .join("tests/fixtures/experiments")
-        .join(format!("{case}.json"));
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/make-experiment-references.sh)", p.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap()
-}
 
 #[derive(Default, Debug)]
 struct Worst {

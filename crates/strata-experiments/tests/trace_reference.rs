@@ -8,34 +8,14 @@
 //! since the fixtures' probabilities are small (random weights), also relative to the value
 //! (`REL`), so that a wrong restoration cannot hide under the absolute bound.
 
-use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{f, reference, root, u};
 use strata_experiments::*;
 use strata_model::{LoadOptions, Model};
 
 /// Relative bound on every probability (err ≤ REL × |reference|), on top of the absolute one.
 const REL: f64 = 1e-3;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn reference(case: &str) -> Value {
-    let p = root()
-        .join("tests/fixtures/experiments")
-        .join(format!("{case}.json"));
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/make-experiment-references.sh)", p.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn u(v: &Value) -> usize {
-    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}")) as usize
-}
 
 /// Largest absolute and relative errors seen.
 #[derive(Default, Debug)]

@@ -1,0 +1,28 @@
+//! Reading the transformers references in tests/fixtures/experiments/ (shared by the reference
+//! tests; `scripts/make-experiment-references.sh` writes them).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The reference file of one case (`llama`, `smollm2`, ...).
+pub fn reference(case: &str) -> Value {
+    let p = root()
+        .join("tests/fixtures/experiments")
+        .join(format!("{case}.json"));
+    let text = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/make-experiment-references.sh)", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+pub fn u(v: &Value) -> usize {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}")) as usize
+}
