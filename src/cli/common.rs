@@ -124,6 +124,24 @@ impl RepeatArgs {
     }
 }
 
+/// Writes `dir/<stem>.json` (one result, or `{schema_version, experiment, model, items}`) and
+/// `dir/<stem>.csv` (`header`, then one record per row of every result).
+pub fn write_item_files<T: serde::Serialize>(
+    dir: &Path,
+    stem: &str,
+    experiment: &str,
+    model: &str,
+    results: &[T],
+    header: &[&str],
+    records: &[Vec<String>],
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let json = dir.join(format!("{stem}.json"));
+    write_results_json(&json, experiment, model, results)?;
+    let csv = dir.join(format!("{stem}.csv"));
+    strata_experiments::results::write_csv(&csv, header, records)?;
+    Ok((json, csv))
+}
+
 pub fn write_results_json<T: serde::Serialize>(
     path: &Path,
     experiment: &str,

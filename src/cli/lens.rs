@@ -6,7 +6,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use strata_experiments::lens::{logit_lens, LensOptions, LensResult, LensSource};
 use strata_experiments::probes::{self, SuiteOptions};
-use strata_experiments::results::write_csv;
 use strata_experiments::Item;
 use strata_model::Model;
 
@@ -160,51 +159,45 @@ pub fn run(args: LensArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes `dir/<stem>.json` (one result, or `{schema_version, experiment, model, items}`) and
-/// `dir/<stem>.csv`.
+/// Writes `dir/<stem>.json` and `dir/<stem>.csv` (one row per layer and position).
 pub fn write_lens_files(
     dir: &Path,
     stem: &str,
     model: &str,
     results: &[LensResult],
 ) -> Result<(PathBuf, PathBuf)> {
-    let json = dir.join(format!("{stem}.json"));
-    super::common::write_results_json(&json, "lens", model, results)?;
-    let mut records = Vec::new();
-    for r in results {
-        for row in &r.rows {
-            records.push(vec![
-                r.id.clone(),
-                row.layer.to_string(),
-                row.position.to_string(),
-                r.tokens[row.position].clone(),
-                row.target_rank.to_string(),
-                row.target_prob.to_string(),
-                row.target_logit.to_string(),
-                row.kl_to_final.to_string(),
-                row.entropy.to_string(),
-                row.top.first().map(|t| t.token.clone()).unwrap_or_default(),
-                row.top.first().map(|t| t.prob.to_string()).unwrap_or_default(),
-            ]);
-        }
-    }
-    let csv = dir.join(format!("{stem}.csv"));
-    write_csv(
-        &csv,
-        &[
-            "item",
-            "layer",
-            "position",
-            "token",
-            "target_rank",
-            "target_prob",
-            "target_logit",
-            "kl_to_final",
-            "entropy",
-            "top1_token",
-            "top1_prob",
-        ],
-        &records,
-    )?;
-    Ok((json, csv))
+    let records: Vec<Vec<String>> = results
+        .iter()
+        .flat_map(|r| {
+            r.rows.iter().map(|row| {
+                vec![
+                    r.id.clone(),
+                    row.layer.to_string(),
+                    row.position.to_string(),
+                    r.tokens[row.position].clone(),
+                    row.target_rank.to_string(),
+                    row.target_prob.to_string(),
+                    row.target_logit.to_string(),
+                    row.kl_to_final.to_string(),
+                    row.entropy.to_string(),
+                    row.top.first().map(|t| t.token.clone()).unwrap_or_default(),
+                    row.top.first().map(|t| t.prob.to_string()).unwrap_or_default(),
+                ]
+            })
+        })
+        .collect();
+    let header = [
+        "item",
+        "layer",
+        "position",
+        "token",
+        "target_rank",
+        "target_prob",
+        "target_logit",
+        "kl_to_final",
+        "entropy",
+        "top1_token",
+        "top1_prob",
+    ];
+    super::common::write_item_files(dir, stem, "lens", model, results, &header, &records)
 }

@@ -2,7 +2,6 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use strata_experiments::results::write_csv;
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
 };
@@ -117,43 +116,37 @@ pub fn run(args: TraceArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes `dir/<stem>.json` (one result, or `{schema_version, experiment, model, items}`) and
-/// `dir/<stem>.csv`.
+/// Writes `dir/<stem>.json` and `dir/<stem>.csv` (one row per restoration).
 pub fn write_trace_files(
     dir: &Path,
     stem: &str,
     model: &str,
     results: &[TraceResult],
 ) -> Result<(PathBuf, PathBuf)> {
-    let json = dir.join(format!("{stem}.json"));
-    super::common::write_results_json(&json, "trace", model, results)?;
-    let mut records = Vec::new();
-    for r in results {
-        for row in &r.rows {
-            records.push(vec![
-                r.id.clone(),
-                row.kind.name().to_string(),
-                row.layer.to_string(),
-                row.position.to_string(),
-                r.tokens[row.position].clone(),
-                row.value.to_string(),
-                row.normalized.map(|x| x.to_string()).unwrap_or_default(),
-            ]);
-        }
-    }
-    let csv = dir.join(format!("{stem}.csv"));
-    write_csv(
-        &csv,
-        &[
-            "item",
-            "kind",
-            "layer",
-            "position",
-            "token",
-            "value",
-            "normalized",
-        ],
-        &records,
-    )?;
-    Ok((json, csv))
+    let records: Vec<Vec<String>> = results
+        .iter()
+        .flat_map(|r| {
+            r.rows.iter().map(|row| {
+                vec![
+                    r.id.clone(),
+                    row.kind.name().to_string(),
+                    row.layer.to_string(),
+                    row.position.to_string(),
+                    r.tokens[row.position].clone(),
+                    row.value.to_string(),
+                    row.normalized.map(|x| x.to_string()).unwrap_or_default(),
+                ]
+            })
+        })
+        .collect();
+    let header = [
+        "item",
+        "kind",
+        "layer",
+        "position",
+        "token",
+        "value",
+        "normalized",
+    ];
+    super::common::write_item_files(dir, stem, "trace", model, results, &header, &records)
 }
