@@ -156,13 +156,8 @@ mod tests {
                 let zz = z.i((bi, .., hi, ..)).unwrap();
                 let rr = repl.i((.., hi, ..)).unwrap();
                 let want = ((zz * k as f64).unwrap() + (rr * (1.0 - k) as f64).unwrap()).unwrap();
-                let diff = (got.i((bi, .., hi, ..)).unwrap() - want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap();
-                assert!(diff.to_scalar::<f32>().unwrap() < 1e-6, "b {bi} head {hi}");
+                let diff = crate::testing::max_abs_diff(&got.i((bi, .., hi, ..)).unwrap(), &want);
+                assert!(diff < 1e-6, "b {bi} head {hi}");
             }
         }
         // bf16 storage: identical to the twin on the rounded inputs
@@ -226,14 +221,7 @@ mod tests {
                 DType::BF16 => 0.04,
                 _ => 0.005,
             };
-            let diff = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::testing::max_abs_diff(&got, &want);
             assert!(diff <= tol, "{dt:?}: max diff {diff}");
         }
     }

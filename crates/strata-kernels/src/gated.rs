@@ -134,14 +134,7 @@ mod tests {
         for act in ACTS {
             let got = gated_act(&x, act).unwrap();
             assert_eq!(got.dims(), [2, 3, 7]);
-            let diff = (got - naive(&x, act))
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::testing::max_abs_diff(&got, &naive(&x, act));
             assert!(diff < 1e-5, "{act:?}: max diff {diff}");
         }
         // bf16 storage: identical to the twin on the rounded inputs
@@ -188,14 +181,7 @@ mod tests {
                     DType::BF16 => 0.25,
                     _ => 0.032,
                 };
-                let diff = (got - want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = crate::testing::max_abs_diff(&got, &want);
                 assert!(diff <= tol, "{dt:?} {act:?}: max diff {diff}");
             }
         }

@@ -191,14 +191,7 @@ mod tests {
                 let (r, q) = (rows[p] as usize, pos[p] as usize);
                 want = want.slice_assign(&[r..r + 1, q..q + 1, 0..d], &v).unwrap();
             }
-            let diff = (dst.to_dtype(DType::F32).unwrap() - want.to_dtype(DType::F32).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::testing::max_abs_diff(&dst, &want);
             assert_eq!(diff, 0.0, "{dt:?}");
         }
     }
@@ -247,14 +240,7 @@ mod tests {
                 .unwrap()
                 .to_dtype(dt)
                 .unwrap();
-            let got = dst.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
-            let diff = (got - want_t.to_dtype(DType::F32).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap();
-            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{dt:?}");
+            assert_eq!(crate::testing::max_abs_diff(&dst, &want_t), 0.0, "{dt:?}");
         }
     }
 }

@@ -292,14 +292,7 @@ mod tests {
                     DType::BF16 => 0.004,
                     _ => 0.0005,
                 };
-                let diff = (got - want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = crate::testing::max_abs_diff(&got, &want);
                 assert!(diff <= tol, "{dt:?} [{b}, {h}, {q}, {k}]: max diff {diff}");
             }
         }

@@ -3,7 +3,7 @@
 //! A `gpu_*` test never passes silently without a GPU: with no CUDA device (or a build without
 //! the `cuda` feature) it prints `NOT RUN` and returns — and it panics instead when
 //! `STRATA_REQUIRE_GPU=1`, which `scripts/gpu-check.sh` sets on the GPU machine.
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 
 /// `true` when `STRATA_REQUIRE_GPU=1`.
 pub fn gpu_required() -> bool {
@@ -27,4 +27,17 @@ pub fn gpu_device(test: &str) -> Option<Device> {
         "{test}: NOT RUN ({reason}) — this is not a pass; scripts/gpu-check.sh runs it on a GPU machine"
     );
     None
+}
+
+/// Largest |a − b| of two tensors of one shape, in f32 on the CPU (for the kernel tests).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let cpu = |t: &Tensor| t.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+    (cpu(a) - cpu(b))
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
