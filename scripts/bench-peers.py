@@ -479,6 +479,9 @@ class Strata:
                 "--target", self.args.target]
         if last_only:
             base.append("--last-only")
+        if "--repeat" in (self.help("lens") or ""):
+            # in-process repeats: lens.json's elapsed_seconds is the fastest (no cold start)
+            base += ["--repeat", str(max(3, self.args.fwd_repeats // 4))]
         times, rss, how = [], [], None
         with tempfile.TemporaryDirectory() as td:
             for i in range(self.args.warmup + self.args.repeats):
