@@ -163,12 +163,18 @@ pub fn cached_run(
     let mut pts: Vec<HookPoint> = points.into_iter().collect();
     pts.push(HookPoint::ResidPost(n - 1));
     let mut hs = base_hooks(base).caching(ActivationCache::of(pts));
-    let batch = TokenBatch::single(base.ids.clone())?;
-    let ctx = dec.context(&batch)?;
-    let resid = dec.embed_tokens(&batch, &mut hs)?;
-    let resid = dec.run_blocks(0..n, resid, &ctx, &mut hs)?;
-    let last = resid.i((.., base.ids.len() - 1, ..))?;
+    let last = last_residual(dec, &base.ids, &mut hs)?;
     Ok((hs.cache.take().expect("cache set"), last))
+}
+
+/// Full forward of one prompt through every block (no unembedding); the final residual stream
+/// at the last position, `[1, d]`.
+pub fn last_residual(dec: &HookedDecoder, ids: &[u32], hook: &mut dyn Hook) -> Result<Tensor> {
+    let batch = TokenBatch::single(ids.to_vec())?;
+    let ctx = dec.context(&batch)?;
+    let resid = dec.embed_tokens(&batch, hook)?;
+    let resid = dec.run_blocks(0..dec.config.n_layers, resid, &ctx, hook)?;
+    Ok(resid.i((.., ids.len() - 1, ..))?)
 }
 
 /// Per-row replacements of a batched forward: for each point, the values of every row and a

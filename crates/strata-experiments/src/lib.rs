@@ -4,6 +4,7 @@
 //! (schema in `docs/results.md`).
 
 pub mod ablate;
+pub mod attribution;
 pub mod engine;
 pub mod error;
 pub mod item;
@@ -18,6 +19,7 @@ pub mod sweep;
 pub mod trace;
 
 pub use ablate::{ablate, AblateComponent, AblateOptions, AblateResult, AblationKind};
+pub use attribution::{agreement, attribution_patching, Agreement};
 pub use error::{ExperimentError, Result};
 pub use item::Item;
 pub use lens::{logit_lens, LensOptions, LensResult, LensRow, LensSource, TopToken};

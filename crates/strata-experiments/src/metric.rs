@@ -130,6 +130,39 @@ pub fn metric_values(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec)
     rows.iter().map(|row| metric_of_logits(row, spec)).collect()
 }
 
+/// The metric of residual rows `[n, d]` (as [`metric_values`]) as an f32 tensor `[n]` built
+/// from tensor ops, so that candle can backpropagate it when `decoder` is differentiable
+/// ([`HookedDecoder::differentiable`]; attribution patching).
+pub fn metric_tensor(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec) -> Result<Tensor> {
+    let pick = |t: &Tensor, i: u32| -> Result<Tensor> { Ok(t.narrow(1, i as usize, 1)?.squeeze(1)?) };
+    if spec.metric == Metric::LogitDiff {
+        let d = spec
+            .distractor
+            .ok_or_else(|| ExperimentError::Input("the logit-difference metric needs a distractor".into()))?;
+        let logits = decoder.logits_of(resid, &[spec.target, d])?;
+        return Ok((pick(&logits, 0)? - pick(&logits, 1)?)?);
+    }
+    let normed = decoder.final_norm(resid)?;
+    let logits = decoder.cap_logits(&normed.matmul(&decoder.unembedding().t()?)?)?;
+    let shifted = logits.broadcast_sub(&logits.max_keepdim(1)?)?;
+    let logq = shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)?;
+    Ok(match spec.metric {
+        Metric::LogitDiff => unreachable!("handled above"),
+        Metric::TargetProb => pick(&logq, spec.target)?.exp()?,
+        Metric::Loss => pick(&logq, spec.target)?.neg()?,
+        Metric::Kl => {
+            let clean = spec
+                .clean_logprobs
+                .as_ref()
+                .ok_or_else(|| ExperimentError::Input("KL needs the clean run's log-probabilities".into()))?;
+            let logp: Vec<f32> = clean.iter().map(|&x| x.max(-1e30) as f32).collect();
+            let logp = Tensor::new(logp.as_slice(), resid.device())?.unsqueeze(0)?;
+            let p = logp.exp()?;
+            p.broadcast_mul(&logq.broadcast_sub(&logp)?.neg()?)?.sum(1)?
+        }
+    })
+}
+
 /// One metric value from a full logit row.
 pub fn metric_of_logits(row: &[f32], spec: &MetricSpec) -> Result<f64> {
     let t = spec.target as usize;

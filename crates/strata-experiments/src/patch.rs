@@ -154,6 +154,10 @@ pub struct PatchResult {
     /// Wall-clock seconds of the sweep (model loading excluded), set by the caller that timed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_seconds: Option<f64>,
+    /// `"attribution"` when `value`s are attribution patching's linear estimates
+    /// ([`crate::attribution`]); absent for exact patching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// Number of patched runs a sweep makes (for progress bars).
@@ -250,12 +254,22 @@ pub fn activation_patching_prepared(
         }
         summaries.push(ItemSummary::new(item, clean, Some(corrupted)));
     }
-    let summary = if items.len() > 1 {
+    Ok(patch_result(model, opts, rows, summaries))
+}
+
+/// The result of a sweep from its rows and per-item summaries (averages rows over several items).
+pub(crate) fn patch_result(
+    model: &Model,
+    opts: &PatchOptions,
+    rows: Vec<SweepRow>,
+    summaries: Vec<ItemSummary>,
+) -> PatchResult {
+    let summary = if summaries.len() > 1 {
         mean_rows(&rows)
     } else {
         Vec::new()
     };
-    Ok(PatchResult {
+    PatchResult {
         schema_version: SCHEMA_VERSION,
         experiment: "patch".into(),
         model: model.name.clone(),
@@ -265,11 +279,12 @@ pub fn activation_patching_prepared(
         per_position: opts.per_position,
         clean: mean_clean(&summaries),
         corrupted: mean_corrupted(&summaries).unwrap_or(f64::NAN),
-        n_layers,
-        n_heads,
+        n_layers: model.config.n_layers,
+        n_heads: model.config.n_heads,
         items: summaries,
         rows,
         summary,
         elapsed_seconds: None,
-    })
+        method: None,
+    }
 }

@@ -58,12 +58,15 @@ struct Norm {
 }
 
 impl Norm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `differentiable`: the same math from basic ops (the fused kernels have no backward).
+    fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?.contiguous()?;
-        let y = match &self.bias {
-            Some(b) => candle_nn::ops::layer_norm(&x32, &self.weight, b, self.eps)?,
-            None => candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?,
+        let y = match (&self.bias, differentiable) {
+            (Some(b), false) => candle_nn::ops::layer_norm(&x32, &self.weight, b, self.eps)?,
+            (None, false) => candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?,
+            (Some(b), true) => candle_nn::ops::layer_norm_slow(&x32, &self.weight, b, self.eps)?,
+            (None, true) => candle_nn::ops::rms_norm_slow(&x32, &self.weight, self.eps)?,
         };
         Ok(y.to_dtype(dtype)?)
     }
@@ -170,6 +173,9 @@ pub struct ForwardOutput {
 }
 
 /// One decoder for every family, with a hook point at every activation.
+///
+/// Cloning is cheap: weights are shared (reference-counted tensors).
+#[derive(Clone)]
 pub struct HookedDecoder {
     pub config: ModelConfig,
     embed: Tensor,
@@ -180,6 +186,8 @@ pub struct HookedDecoder {
     rope_tables: Vec<RopeTable>,
     dtype: DType,
     device: Device,
+    /// Forward built from ops that candle can differentiate (see [`Self::differentiable`]).
+    differentiable: bool,
 }
 
 /// Tensor names of one family's checkpoint layout.
@@ -436,7 +444,31 @@ impl HookedDecoder {
             dtype: vb.dtype(),
             device: vb.device().clone(),
             config,
+            differentiable: false,
         })
+    }
+
+    /// A copy (weights shared) whose forward candle can backpropagate through: norms, attention
+    /// softmax and rotary embedding use basic-op formulations instead of candle-nn's fused
+    /// kernels, which have no backward, and the CUDA fused kernels are skipped. Slower; the
+    /// default forward is unchanged. f32 weights only (gradients in half precision would be
+    /// too coarse for attribution, and the basic-op norms would round differently).
+    pub fn differentiable(&self) -> Result<HookedDecoder> {
+        if self.dtype != DType::F32 {
+            return Err(ModelError::Input(format!(
+                "the differentiable forward needs f32 weights, not {:?}; load with --dtype f32",
+                self.dtype
+            )));
+        }
+        Ok(HookedDecoder {
+            differentiable: true,
+            ..self.clone()
+        })
+    }
+
+    /// Whether this decoder runs the differentiable forward.
+    pub fn is_differentiable(&self) -> bool {
+        self.differentiable
     }
 
     pub fn dtype(&self) -> DType {
@@ -643,7 +675,7 @@ impl HookedDecoder {
         let z = z.flatten_from(D::Minus2)?;
         let out = blk.out.forward(&z)?;
         match &blk.post_attn_norm {
-            Some(n) => n.forward(&out),
+            Some(n) => n.forward(&out, self.differentiable),
             None => Ok(out),
         }
     }
@@ -657,13 +689,17 @@ impl HookedDecoder {
             weight: rows,
             bias: None,
         }
-        .forward(&self.ln_final.forward(resid)?)?;
+        .forward(&self.ln_final.forward(resid, self.differentiable)?)?;
         softcap(&logits, self.config.final_softcap)
     }
 
     /// Final norm, unembedding and soft-capping.
     pub fn unembed_residual(&self, resid: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
-        let x = visit(hook, HookPoint::LnFinal, self.ln_final.forward(resid)?)?;
+        let x = visit(
+            hook,
+            HookPoint::LnFinal,
+            self.ln_final.forward(resid, self.differentiable)?,
+        )?;
         let logits = Linear {
             weight: self.unembed.clone(),
             bias: None,
@@ -678,7 +714,7 @@ impl HookedDecoder {
 
     /// The model's final norm alone (for the logit lens).
     pub fn final_norm(&self, resid: &Tensor) -> Result<Tensor> {
-        self.ln_final.forward(resid)
+        self.ln_final.forward(resid, self.differentiable)
     }
 
     /// The final norm with its scale frozen at `resid`'s (`[.., d]`), applied to `parts`
@@ -734,14 +770,14 @@ impl HookedDecoder {
         let c = &self.config;
         let (b, p, _) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
-        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x)?)?;
+        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.differentiable)?)?;
         let qkv = blk.qkv.forward(&normed)?;
         let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
         let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
         let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
         if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
-            q = qn.forward(&q)?;
-            k = kn.forward(&k)?;
+            q = qn.forward(&q, self.differentiable)?;
+            k = kn.forward(&k, self.differentiable)?;
         }
         let q = visit(hook, HookPoint::Q(l), q)?;
         let k = visit(hook, HookPoint::K(l), k)?;
@@ -752,8 +788,8 @@ impl HookedDecoder {
         let mut v = v.transpose(1, 2)?.contiguous()?;
         if let Some(table) = self.rope_tables.get(blk.rope_table) {
             let (cos, sin) = span.rows_of(&ctx.cos_sin[blk.rope_table], p)?;
-            q = apply_rope(&q, &cos, &sin, table.rotary_dim)?;
-            k = apply_rope(&k, &cos, &sin, table.rotary_dim)?;
+            q = apply_rope(&q, &cos, &sin, table.rotary_dim, self.differentiable)?;
+            k = apply_rope(&k, &cos, &sin, table.rotary_dim, self.differentiable)?;
         }
         if let Some(record) = span.record.as_deref_mut() {
             record.push((k.clone(), v.clone()));
@@ -774,7 +810,8 @@ impl HookedDecoder {
             .matmul(&k.t()?)?
             .reshape((b, h, p, n_keys))?;
         let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
-        let pattern = if x.device().is_cuda() && !hook.wants(HookPoint::AttnScores(l)) {
+        let fused = x.device().is_cuda() && !self.differentiable;
+        let pattern = if fused && !hook.wants(HookPoint::AttnScores(l)) {
             // The same f32 math in one kernel pass, when no hook needs the scores in between.
             let cap = c.attn_softcap.map(|cap| cap as f32);
             strata_kernels::masked_softmax(&scores, &mask, c.attn_scale as f32, cap)?
@@ -788,7 +825,12 @@ impl HookedDecoder {
                     .visit(HookPoint::AttnScores(l), scores.to_dtype(self.dtype)?)?
                     .to_dtype(DType::F32)?;
             }
-            candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?
+            let pattern = if self.differentiable {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
+            pattern.to_dtype(self.dtype)?
         };
         let pattern = visit(hook, HookPoint::Pattern(l), pattern)?;
         let z = pattern
@@ -804,9 +846,10 @@ impl HookedDecoder {
     fn mlp(&self, l: usize, x: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
         let blk = &self.blocks[l];
         let c = &self.config;
-        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x)?)?;
+        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.differentiable)?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
-        let post = if c.gated_mlp && x.device().is_cuda() && !hook.wants(HookPoint::MlpPre(l)) {
+        let fused = x.device().is_cuda() && !self.differentiable;
+        let post = if c.gated_mlp && fused && !hook.wants(HookPoint::MlpPre(l)) {
             // act(gate) * up in one kernel pass over the fused projection, when no hook needs the gate.
             strata_kernels::gated_act(&hidden, gated_act(c.activation))?
         } else if c.gated_mlp {
@@ -821,7 +864,7 @@ impl HookedDecoder {
         let post = visit(hook, HookPoint::MlpPost(l), post)?;
         let mut mlp_out = blk.mlp_out.forward(&post)?;
         if let Some(n) = &blk.post_mlp_norm {
-            mlp_out = n.forward(&mlp_out)?;
+            mlp_out = n.forward(&mlp_out, self.differentiable)?;
         }
         visit(hook, HookPoint::MlpOut(l), mlp_out)
     }
@@ -879,13 +922,39 @@ fn gated_act(act: Activation) -> strata_kernels::GatedAct {
 }
 
 /// Rotary embedding (rotate-half convention) of the first `rotary_dim` dimensions of each head.
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, rotary_dim: usize) -> Result<Tensor> {
+/// `differentiable`: `x·cos + rotate_half(x)·sin` from basic ops (candle-nn's fused `rope` has no
+/// backward); `cos`/`sin` are `[b, p, rotary_dim / 2]` or `[p, rotary_dim / 2]`.
+fn apply_rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    rotary_dim: usize,
+    differentiable: bool,
+) -> Result<Tensor> {
+    let rope = |x: &Tensor| -> Result<Tensor> {
+        if !differentiable {
+            return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
+        }
+        let full = |t: &Tensor| -> Result<Tensor> {
+            let t = Tensor::cat(&[t, t], D::Minus1)?;
+            let t = if t.rank() == 2 { t.unsqueeze(0)? } else { t };
+            Ok(t.unsqueeze(1)?) // [b or 1, 1, p, rotary_dim]
+        };
+        let half = rotary_dim / 2;
+        let rotated = Tensor::cat(
+            &[
+                &x.narrow(D::Minus1, half, half)?.neg()?,
+                &x.narrow(D::Minus1, 0, half)?,
+            ],
+            D::Minus1,
+        )?;
+        Ok((x.broadcast_mul(&full(cos)?)? + rotated.broadcast_mul(&full(sin)?)?)?)
+    };
     let e = x.dim(D::Minus1)?;
     if rotary_dim == e {
-        return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
+        return rope(x);
     }
     let rot = x.narrow(D::Minus1, 0, rotary_dim)?.contiguous()?;
     let pass = x.narrow(D::Minus1, rotary_dim, e - rotary_dim)?;
-    let rot = candle_nn::rotary_emb::rope(&rot, cos, sin)?;
-    Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+    Ok(Tensor::cat(&[&rope(&rot)?, &pass], D::Minus1)?)
 }
