@@ -2,8 +2,9 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
+use strata_experiments::attribution::{agreement, attribution_patching_prepared};
 use strata_experiments::patch::{
-    activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions,
+    activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions, PatchResult,
 };
 use strata_experiments::prepare_all;
 use strata_experiments::Metric;
@@ -41,6 +42,14 @@ pub struct PatchArgs {
     /// Patched runs per batched forward.
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
+    /// Attribution patching: estimate every effect from one clean forward, one corrupted forward
+    /// and one backward per item (a linear first pass; f32 weights).
+    #[arg(long)]
+    pub attribution: bool,
+    /// With --attribution: also run exact patching and print the Pearson correlation of the
+    /// normalized effects (all rows and per component).
+    #[arg(long, requires = "attribution")]
+    pub compare_exact: bool,
     #[command(flatten)]
     pub repeat: RepeatArgs,
     /// Output directory (patch.json, patch.csv).
@@ -67,17 +76,40 @@ pub fn run(args: PatchArgs) -> Result<()> {
     };
     let prepared = prepare_all(&model, &items)?;
     let runs = count_runs(&model, &prepared, &opts);
-    let (mut res, seconds) = args.repeat.run("sweep", || {
+    let exact = || -> Result<PatchResult> {
         let pb = progress(runs, "patch");
         let res = activation_patching_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64));
         pb.finish_and_clear();
         Ok(res?)
-    })?;
+    };
+    let (mut res, seconds) = if args.attribution {
+        args.repeat.run("attribution", || {
+            Ok(attribution_patching_prepared(&model, &prepared, &opts)?)
+        })?
+    } else {
+        args.repeat.run("sweep", exact)?
+    };
     res.elapsed_seconds = Some(seconds);
+    if args.compare_exact {
+        let a = agreement(&res, &exact()?);
+        let r = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.3}"));
+        let per: Vec<String> = a
+            .per_component
+            .iter()
+            .map(|(c, v)| format!("{c} {}", r(*v)))
+            .collect();
+        println!(
+            "attribution vs exact patching, Pearson r of normalized effects: all {} ({} rows); {}",
+            r(a.overall),
+            a.n_rows,
+            per.join(", ")
+        );
+    }
     out_dir(&args.out)?;
     let (json, csv) = write_sweep_files(&args.out, "patch", &res, &res.rows, &res.summary)?;
     println!(
-        "{} patching, metric {}: clean {:.4}, corrupted {:.4} ({:.3} s, {} runs)",
+        "{}{} patching, metric {}: clean {:.4}, corrupted {:.4} ({:.3} s, {} runs)",
+        if args.attribution { "attribution, " } else { "" },
         args.direction,
         res.metric,
         res.clean,
