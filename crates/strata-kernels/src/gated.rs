@@ -78,12 +78,11 @@ impl CustomOp1 for GatedOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (m, act) = (self.m, self.act);
-        let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(gated_act_cpu(crate::contiguous(x, l, "x")?, m, act)),
-            CpuStorage::BF16(x) => CpuStorage::BF16(gated_act_cpu(crate::contiguous(x, l, "x")?, m, act)),
-            CpuStorage::F16(x) => CpuStorage::F16(gated_act_cpu(crate::contiguous(x, l, "x")?, m, act)),
-            other => bail!("gated_act: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = crate::map_float_storage!(s, "gated_act", |x| gated_act_cpu(
+            crate::contiguous(x, l, "x")?,
+            m,
+            act
+        ));
         Ok((out, self.out_shape(l)))
     }
 

@@ -39,6 +39,20 @@ pub mod ptx {
 
 use candle_core::{bail, Layout, Result};
 
+/// Applies `$body` (generic over the element type of the slice `$v`) to an f32, bf16 or f16
+/// CPU storage and wraps its result in the same variant; other dtypes are an error naming `$what`.
+macro_rules! map_float_storage {
+    ($s:expr, $what:expr, |$v:ident| $body:expr) => {
+        match $s {
+            candle_core::CpuStorage::F32($v) => candle_core::CpuStorage::F32($body),
+            candle_core::CpuStorage::BF16($v) => candle_core::CpuStorage::BF16($body),
+            candle_core::CpuStorage::F16($v) => candle_core::CpuStorage::F16($body),
+            other => candle_core::bail!("{}: unsupported dtype {:?}", $what, other.dtype()),
+        }
+    };
+}
+pub(crate) use map_float_storage;
+
 /// The contiguous part of a CPU storage slice a layout describes.
 pub(crate) fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {

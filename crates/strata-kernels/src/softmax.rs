@@ -98,30 +98,13 @@ impl CustomOp2 for SoftmaxOp {
         };
         let mask = crate::contiguous(mask, l2, "mask")?;
         let (sh, sc, cap) = (self.shape, self.scale, self.softcap);
-        let out = match s1 {
-            CpuStorage::F32(v) => CpuStorage::F32(masked_softmax_cpu(
-                crate::contiguous(v, l1, "scores")?,
-                mask,
-                sh,
-                sc,
-                cap,
-            )),
-            CpuStorage::BF16(v) => CpuStorage::BF16(masked_softmax_cpu(
-                crate::contiguous(v, l1, "scores")?,
-                mask,
-                sh,
-                sc,
-                cap,
-            )),
-            CpuStorage::F16(v) => CpuStorage::F16(masked_softmax_cpu(
-                crate::contiguous(v, l1, "scores")?,
-                mask,
-                sh,
-                sc,
-                cap,
-            )),
-            other => bail!("masked_softmax: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = crate::map_float_storage!(s1, "masked_softmax", |v| masked_softmax_cpu(
+            crate::contiguous(v, l1, "scores")?,
+            mask,
+            sh,
+            sc,
+            cap
+        ));
         Ok((out, l1.shape().clone()))
     }
 
