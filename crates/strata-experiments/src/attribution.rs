@@ -20,8 +20,10 @@ use strata_model::{Hook, HookPoint, Model};
 use crate::engine::{cached_run, last_residual, BaseRun};
 use crate::error::{input, Result};
 use crate::item::Item;
-use crate::metric::{metric_tensor, metric_values, normalize, Metric, MetricSpec};
-use crate::patch::{patch_result, Direction, PatchComponent, PatchOptions, PatchResult};
+use crate::metric::{metric_tensor, metric_values, normalize, MetricSpec};
+use crate::patch::{
+    corrupted_ids, patch_result, sweep_points, Direction, PatchComponent, PatchOptions, PatchResult,
+};
 use crate::prepare::{prepare_all, Prepared};
 use crate::results::{ItemSummary, SweepRow};
 
@@ -81,22 +83,11 @@ pub fn attribution_patching_prepared(
 ) -> Result<PatchResult> {
     let dec = &model.decoder;
     let grad_dec = dec.differentiable()?;
-    let layers = crate::engine::sweep_layers(model.config.n_layers, opts.layers.as_deref())?;
-    if opts.components.is_empty() {
-        return input("no patching component given");
-    }
-    let points: Vec<HookPoint> = opts
-        .components
-        .iter()
-        .flat_map(|c| layers.iter().map(move |&l| c.point(l)))
-        .collect();
+    let (layers, points) = sweep_points(model.config.n_layers, opts)?;
     let mut rows = Vec::new();
     let mut summaries = Vec::new();
     for item in items {
-        let corrupted_ids = item.require_corrupted()?.to_vec();
-        if opts.metric == Metric::LogitDiff {
-            item.require_distractor()?;
-        }
+        let corrupted_ids = corrupted_ids(item, opts.metric)?;
         let (base_ids, source_ids) = match opts.direction {
             Direction::Denoising => (&corrupted_ids, &item.ids),
             Direction::Noising => (&item.ids, &corrupted_ids),

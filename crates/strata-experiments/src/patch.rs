@@ -166,6 +166,30 @@ pub fn count_runs(model: &Model, items: &[Prepared], opts: &PatchOptions) -> usi
     crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &per_head)
 }
 
+/// The blocks a sweep visits and its components' hook points at those blocks (shared by exact
+/// and attribution patching).
+pub(crate) fn sweep_points(n_layers: usize, opts: &PatchOptions) -> Result<(Vec<usize>, Vec<HookPoint>)> {
+    let layers = crate::engine::sweep_layers(n_layers, opts.layers.as_deref())?;
+    if opts.components.is_empty() {
+        return input("no patching component given");
+    }
+    let points = opts
+        .components
+        .iter()
+        .flat_map(|c| layers.iter().map(move |&l| c.point(l)))
+        .collect();
+    Ok((layers, points))
+}
+
+/// An item's corrupted prompt, after checking it has everything `metric` needs.
+pub(crate) fn corrupted_ids(item: &Prepared, metric: Metric) -> Result<Vec<u32>> {
+    let ids = item.require_corrupted()?.to_vec();
+    if metric == Metric::LogitDiff {
+        item.require_distractor()?;
+    }
+    Ok(ids)
+}
+
 pub fn activation_patching(
     model: &Model,
     items: &[Item],
@@ -184,23 +208,12 @@ pub fn activation_patching_prepared(
 ) -> Result<PatchResult> {
     let dec = &model.decoder;
     let (n_layers, n_heads) = (model.config.n_layers, model.config.n_heads);
-    let layers = crate::engine::sweep_layers(n_layers, opts.layers.as_deref())?;
-    if opts.components.is_empty() {
-        return input("no patching component given");
-    }
+    let (layers, points) = sweep_points(n_layers, opts)?;
     let mode = ExecMode::new(opts.exact_naive, opts.max_batch);
     let mut rows = Vec::new();
     let mut summaries = Vec::new();
     for item in items {
-        let corrupted_ids = item.require_corrupted()?.to_vec();
-        if opts.metric == Metric::LogitDiff {
-            item.require_distractor()?;
-        }
-        let points: Vec<HookPoint> = opts
-            .components
-            .iter()
-            .flat_map(|c| layers.iter().map(move |&l| c.point(l)))
-            .collect();
+        let corrupted_ids = corrupted_ids(item, opts.metric)?;
         let clean_run = BaseRun::of(&item.ids);
         let corrupt_run = BaseRun::of(&corrupted_ids);
         let (clean_cache, clean_last) = cached_run(dec, &clean_run, points.clone())?;

@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::{f, reference, root};
+use common::{f, load_model, reference};
 use strata_experiments::*;
-use strata_model::{LoadOptions, Model};
 
 #[derive(Default, Debug)]
 struct Worst {
@@ -36,13 +35,7 @@ fn check(what: &str, actual: f64, expected: f64, tol: f64, relative: bool, worst
 
 fn run_case(case: &str, tol: f64) -> Worst {
     let r = reference(case);
-    let path = root().join(r["model"].as_str().unwrap());
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash scripts/fetch-models.sh`",
-        path.display()
-    );
-    let model = Model::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let model = load_model(&r);
     let item = Item::new(case, r["prompt"].as_str().unwrap(), r["target"].as_str().unwrap())
         .with_distractor(r["distractor"].as_str().unwrap())
         .with_corrupted(r["corrupted"].as_str().unwrap());

@@ -10,9 +10,8 @@
 
 mod common;
 
-use common::{f, reference, root, u};
+use common::{f, load_model, reference, u};
 use strata_experiments::*;
-use strata_model::{LoadOptions, Model};
 
 /// Relative bound on every probability (err ≤ REL × |reference|), on top of the absolute one.
 const REL: f64 = 1e-3;
@@ -45,13 +44,7 @@ fn trace_case(case: &str, tol: f64, exact_naive: bool) -> Worst {
         tr.is_object(),
         "{case}: no trace section (run scripts/make-experiment-references.sh)"
     );
-    let path = root().join(r["model"].as_str().unwrap());
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash scripts/fetch-models.sh`",
-        path.display()
-    );
-    let model = Model::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let model = load_model(&r);
     let item = Item::new(case, r["prompt"].as_str().unwrap(), r["target"].as_str().unwrap())
         .with_subject(tr["subject"].as_str().unwrap());
     assert_eq!(tr["metric"], "target_prob");

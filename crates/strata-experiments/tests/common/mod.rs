@@ -26,3 +26,14 @@ pub fn f(v: &Value) -> f64 {
 pub fn u(v: &Value) -> usize {
     v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}")) as usize
 }
+
+/// The model a reference file names (a fixture directory or a real GGUF under models/).
+pub fn load_model(r: &Value) -> strata_model::Model {
+    let path = root().join(r["model"].as_str().unwrap());
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/fetch-models.sh`",
+        path.display()
+    );
+    strata_model::Model::load(path.to_str().unwrap(), &strata_model::LoadOptions::default()).unwrap()
+}
