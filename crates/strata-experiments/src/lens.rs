@@ -211,60 +211,71 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         let r = cache.get(point)?.narrow(1, p0, np)?;
         Ok(dec.final_norm(&r)?.reshape((per_layer, d))?)
     };
-    // Logits of a block of rows (one matmul against the whole unembedding), soft-capped, f32.
-    let unembed = |rows: &Tensor| -> Result<Vec<f32>> {
-        let logits = dec.cap_logits(&rows.matmul(&dec.unembedding().t()?)?)?;
-        Ok(logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-    };
-    // Final distribution: probabilities (f32) and Σ p log p per (row, position).
-    let final_logits = unembed(&normed_rows(final_point)?)?;
-    let (final_p, final_neg_entropy): (Vec<Vec<f32>>, Vec<f64>) = final_logits
-        .par_chunks(v)
-        .map(|row| {
-            let lp = crate::metric::log_softmax(row);
-            let neg_entropy: f64 = lp
-                .iter()
-                .map(|&x| if x.is_finite() { x.exp() * x } else { 0.0 })
-                .sum();
-            (lp.iter().map(|x| x.exp() as f32).collect(), neg_entropy)
-        })
-        .unzip();
-    drop(final_logits);
-
-    // Every lens layer's rows stacked, unembedded in blocks of rows: big matmuls, bounded memory.
+    // Rows unembedded: the model's output rows first (every row's KL needs the final
+    // distribution), then each lens layer's; the residual lens' last layer *is* the output.
+    let layer_points: Vec<HookPoint> = points
+        .iter()
+        .map(|&(_, p)| p)
+        .filter(|&p| p != final_point)
+        .collect();
     let all = Tensor::cat(
-        &points
-            .iter()
-            .map(|&(_, p)| normed_rows(p))
+        &std::iter::once(final_point)
+            .chain(layer_points.iter().copied())
+            .map(normed_rows)
             .collect::<Result<Vec<_>>>()?,
         0,
     )?;
     let total = all.dim(0)?;
-    let block = (LOGIT_BLOCK_BYTES / (4 * v)).max(per_layer);
+    // Equal blocks of at most LOGIT_BLOCK_BYTES, each at least the output rows.
+    let n_blocks = (total * 4 * v)
+        .div_ceil(LOGIT_BLOCK_BYTES)
+        .clamp(1, total.div_ceil(per_layer));
+    let block = total.div_ceil(n_blocks).max(per_layer);
     let mut stats: Vec<RowStats> = Vec::with_capacity(total);
+    let mut final_dist: Vec<(Vec<f32>, f64)> = Vec::new();
     for start in (0..total).step_by(block) {
         let len = block.min(total - start);
-        let logits = unembed(&all.narrow(0, start, len)?)?;
-        stats.par_extend(logits.par_chunks(v).enumerate().map(|(r, row)| {
-            let k = (start + r) % per_layer;
-            let target = items[k / np].target as usize;
-            reduce_row(row, target, &final_p[k], final_neg_entropy[k], opts.top_k)
-        }));
+        let logits = dec.cap_logits(&all.narrow(0, start, len)?.matmul(&dec.unembedding().t()?)?)?;
+        with_f32_slice(&logits, |logits| {
+            if start == 0 {
+                // Final distribution: probabilities (f32) and Σ p log p per output row.
+                final_dist = logits[..per_layer * v]
+                    .par_chunks(v)
+                    .map(|row| {
+                        let lp = crate::metric::log_softmax(row);
+                        let neg_entropy: f64 = lp
+                            .iter()
+                            .map(|&x| if x.is_finite() { x.exp() * x } else { 0.0 })
+                            .sum();
+                        (lp.iter().map(|x| x.exp() as f32).collect(), neg_entropy)
+                    })
+                    .collect();
+            }
+            stats.par_extend(logits.par_chunks(v).enumerate().map(|(r, row)| {
+                let k = (start + r) % per_layer;
+                let target = items[k / np].target as usize;
+                let (final_p, final_neg_entropy) = &final_dist[k];
+                reduce_row(row, target, final_p, *final_neg_entropy, opts.top_k)
+            }));
+        })?;
     }
+    // Where each lens layer's rows start in `stats`.
+    let first_row = |point: HookPoint| match layer_points.iter().position(|&p| p == point) {
+        Some(i) => (i + 1) * per_layer,
+        None => 0,
+    };
 
     let mut rows: Vec<Vec<LensRow>> = vec![Vec::new(); b];
-    let mut stats = stats.into_iter();
-    for &(layer, _) in &points {
+    for &(layer, point) in &points {
+        let first = first_row(point);
         for (bi, item) in items.iter().enumerate() {
             let padding = seq - item.len();
             for j in 0..np {
-                let row_stats = stats
-                    .next()
-                    .expect("one statistics row per layer, item and position");
                 let idx = p0 + j;
                 if idx < padding {
                     continue;
                 }
+                let row_stats = &mut stats[first + bi * np + j];
                 rows[bi].push(LensRow {
                     layer,
                     position: idx - padding,
@@ -273,8 +284,7 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
                     target_logit: row_stats.target_logit,
                     kl_to_final: row_stats.kl,
                     entropy: row_stats.entropy,
-                    top: row_stats
-                        .top
+                    top: std::mem::take(&mut row_stats.top)
                         .into_iter()
                         .map(|(id, prob)| TopToken {
                             id,
@@ -310,6 +320,19 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
 /// Logits held at once while reducing lens rows (bounds memory on large vocabularies).
 const LOGIT_BLOCK_BYTES: usize = 64 << 20;
 
+/// Runs `f` on a tensor's values as one f32 slice: borrowed from CPU storage (the logits are
+/// read where the matmul wrote them), copied to the host from other devices.
+fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.to_dtype(DType::F32)?.contiguous()?;
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((lo, hi))) = (&*storage, layout.contiguous_offsets()) {
+            return Ok(f(&cpu.as_slice::<f32>()?[lo..hi]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
+}
+
 struct RowStats {
     rank: usize,
     target_prob: f64,
@@ -320,10 +343,40 @@ struct RowStats {
 }
 
 /// All statistics of one logit row: two vectorisable passes over the vocabulary (f32 lanes,
-/// partial sums carried to f64 every [`CHUNK`] entries) and a scalar top-k scan that rarely
-/// branches. This reduction runs once per (layer, position) over the whole vocabulary, so it
-/// must keep up with the unembedding matmul.
+/// partial sums carried to f64 every [`CHUNK`] entries) and a top-k scan that skips whole
+/// blocks below the current k-th best. This reduction runs once per (layer, position) over the
+/// whole vocabulary, so it must keep up with the unembedding matmul: on x86-64 CPUs with AVX2
+/// it runs as code compiled for AVX2 (8 f32 lanes per instruction instead of SSE2's 4).
 fn reduce_row(row: &[f32], target: usize, final_p: &[f32], final_neg_entropy: f64, k: usize) -> RowStats {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the running CPU supports AVX2, the only feature the function enables.
+        return unsafe { reduce_row_avx2(row, target, final_p, final_neg_entropy, k) };
+    }
+    reduce_row_portable(row, target, final_p, final_neg_entropy, k)
+}
+
+/// [`reduce_row_portable`] compiled for AVX2 (the body is inlined here).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn reduce_row_avx2(
+    row: &[f32],
+    target: usize,
+    final_p: &[f32],
+    final_neg_entropy: f64,
+    k: usize,
+) -> RowStats {
+    reduce_row_portable(row, target, final_p, final_neg_entropy, k)
+}
+
+#[inline(always)]
+fn reduce_row_portable(
+    row: &[f32],
+    target: usize,
+    final_p: &[f32],
+    final_neg_entropy: f64,
+    k: usize,
+) -> RowStats {
     let t = row[target];
     // Pass 1: max, rank of the target (entries above it), Σ p_final · x.
     let (mut max, mut rank, mut sum_pf_x) = (f32::NEG_INFINITY, 0usize, 0f64);
@@ -367,17 +420,29 @@ fn reduce_row(row: &[f32], target: usize, final_p: &[f32], final_neg_entropy: f6
         sum_e += e_acc.iter().map(|&v| v as f64).sum::<f64>();
         sum_ex += ex_acc.iter().map(|&v| v as f64).sum::<f64>();
     }
-    // Top-k, best first, ties broken by the smaller id; the threshold skips almost every entry.
+    // Top-k, best first, ties broken by the smaller id: a block whose maximum does not beat the
+    // current k-th best (almost all of them) is skipped after one vectorised max.
     let mut top: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
     let mut floor = f32::NEG_INFINITY;
     if k > 0 {
-        for (i, &x) in row.iter().enumerate() {
-            if x > floor || top.len() < k {
-                let at = top.partition_point(|&(y, _)| y >= x);
-                top.insert(at, (x, i as u32));
-                top.truncate(k);
-                if top.len() == k {
-                    floor = top[k - 1].0;
+        for (bi, xs) in row.chunks(TOP_K_BLOCK).enumerate() {
+            let mut m = [f32::NEG_INFINITY; LANES];
+            for xc in xs.chunks(LANES) {
+                for (mi, &x) in m.iter_mut().zip(xc) {
+                    *mi = mi.max(x);
+                }
+            }
+            if top.len() == k && m.iter().all(|&mi| mi <= floor) {
+                continue;
+            }
+            for (j, &x) in xs.iter().enumerate() {
+                if x > floor || top.len() < k {
+                    let at = top.partition_point(|&(y, _)| y >= x);
+                    top.insert(at, (x, (bi * TOP_K_BLOCK + j) as u32));
+                    top.truncate(k);
+                    if top.len() == k {
+                        floor = top[k - 1].0;
+                    }
                 }
             }
         }
@@ -398,10 +463,13 @@ fn reduce_row(row: &[f32], target: usize, final_p: &[f32], final_neg_entropy: f6
     }
 }
 
-/// Lanes of the reduction's f32 accumulators (two SSE registers; LLVM vectorises the loops).
+/// Lanes of the reduction's f32 accumulators (one AVX or two SSE registers; LLVM vectorises
+/// the loops).
 const LANES: usize = 8;
 /// Entries summed in f32 before the partial sums go to f64.
 const CHUNK: usize = 1024;
+/// Entries the top-k scan skips at once when none beats the current k-th best.
+const TOP_K_BLOCK: usize = 64;
 
 /// e^x for x ≤ 0 in plain f32 arithmetic that vectorises (no libm call): x = n ln2 + r with
 /// |r| ≤ ln2/2, e^r by its Taylor polynomial to degree 7 (truncation < 5e-9 relative), 2^n
@@ -426,7 +494,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_nonpositive, reduce_row};
+    use super::{exp_nonpositive, reduce_row, reduce_row_portable};
 
     #[test]
     fn fast_exp_matches_libm_over_the_softmax_range() {
@@ -459,31 +527,31 @@ mod tests {
         let pf: Vec<f64> = final_row.iter().map(|&x| (x as f64 - lf).exp()).collect();
         let neg_h_final: f64 = pf.iter().zip(&final_row).map(|(p, &x)| p * (x as f64 - lf)).sum();
         let target = 1234;
-        let got = reduce_row(
-            &row,
-            target,
-            &pf.iter().map(|&p| p as f32).collect::<Vec<_>>(),
-            neg_h_final,
-            5,
-        );
-        let p: Vec<f64> = row.iter().map(|&x| (x as f64 - l).exp()).collect();
-        let kl: f64 = pf
-            .iter()
-            .zip(&row)
-            .map(|(q, &x)| q * ((q.ln()) - (x as f64 - l)))
-            .sum();
-        let entropy: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
-        assert_eq!(got.rank, row.iter().filter(|&&x| x > row[target]).count());
-        assert!((got.target_prob - p[target]).abs() < 1e-6 * p[target].max(1e-3));
-        assert!((got.kl - kl).abs() < 1e-5, "{} vs {kl}", got.kl);
-        assert!(
-            (got.entropy - entropy).abs() < 1e-5,
-            "{} vs {entropy}",
-            got.entropy
-        );
-        let mut order: Vec<usize> = (0..v).collect();
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-        let ids: Vec<u32> = got.top.iter().map(|&(id, _)| id).collect();
-        assert_eq!(ids, order[..5].iter().map(|&i| i as u32).collect::<Vec<_>>());
+        let pf32: Vec<f32> = pf.iter().map(|&p| p as f32).collect();
+        // The dispatched reduction (AVX2 where the CPU has it) and the portable one.
+        for got in [
+            reduce_row(&row, target, &pf32, neg_h_final, 5),
+            reduce_row_portable(&row, target, &pf32, neg_h_final, 5),
+        ] {
+            let p: Vec<f64> = row.iter().map(|&x| (x as f64 - l).exp()).collect();
+            let kl: f64 = pf
+                .iter()
+                .zip(&row)
+                .map(|(q, &x)| q * ((q.ln()) - (x as f64 - l)))
+                .sum();
+            let entropy: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
+            assert_eq!(got.rank, row.iter().filter(|&&x| x > row[target]).count());
+            assert!((got.target_prob - p[target]).abs() < 1e-6 * p[target].max(1e-3));
+            assert!((got.kl - kl).abs() < 1e-5, "{} vs {kl}", got.kl);
+            assert!(
+                (got.entropy - entropy).abs() < 1e-5,
+                "{} vs {entropy}",
+                got.entropy
+            );
+            let mut order: Vec<usize> = (0..v).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            let ids: Vec<u32> = got.top.iter().map(|&(id, _)| id).collect();
+            assert_eq!(ids, order[..5].iter().map(|&i| i as u32).collect::<Vec<_>>());
+        }
     }
 }
