@@ -424,3 +424,112 @@ fn candle_nn_free_log_softmax(z: &Tensor) -> Tensor {
     let lse = shifted.exp().unwrap().sum_keepdim(1).unwrap().log().unwrap();
     shifted.broadcast_sub(&lse).unwrap()
 }
+
+/// Largest |a − b| / max(1, |b|) over matching sweep rows (same component, layer, position, head).
+fn sweep_rows_diff(a: &[strata_experiments::SweepRow], b: &[strata_experiments::SweepRow]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            assert_eq!(
+                (&x.component, x.layer, x.position, x.head),
+                (&y.component, y.layer, y.position, y.head)
+            );
+            (x.value - y.value).abs() / y.value.abs().max(1.0)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The experiments on CUDA (f32) against the CPU: the logit lens over all positions (its
+/// logits reduced on the host), exact patching of every component with the batch sized
+/// automatically from free device memory, and attribution patching (backward on the GPU).
+/// Tolerances: 1e-4 relative (f32, cuBLAS vs the CPU gemm, as for the logits above); ranks and
+/// top tokens identical.
+#[test]
+#[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
+fn gpu_experiments_match_cpu() {
+    use strata_experiments::{
+        activation_patching, attribution_patching, logit_lens, BatchSize, Item, LensOptions, PatchComponent,
+        PatchOptions,
+    };
+    let Some(dev) = gpu_device("gpu_experiments_match_cpu") else {
+        return;
+    };
+    let mut lines = vec![
+        "| fixture | lens rows | lens max diff | patch rows (auto batch) | patch max rel diff | attribution max rel diff |".to_string(),
+        "|---|---|---|---|---|---|".to_string(),
+    ];
+    for family in ["llama", "gemma2", "gpt2"] {
+        let path = root().join("tests/fixtures/models").join(family);
+        let path = path.to_str().unwrap();
+        let (cpu, gpu) = (load(path, DType::F32, &Device::Cpu), load(path, DType::F32, &dev));
+        let items = [Item::new("cat", "The cat sat on the", " of")
+            .with_distractor(" and")
+            .with_corrupted("The dog sat on the")];
+
+        let lens_opts = LensOptions::default();
+        let (lc, lg) = (
+            logit_lens(&cpu, &items, &lens_opts).unwrap(),
+            logit_lens(&gpu, &items, &lens_opts).unwrap(),
+        );
+        let mut lens_diff = 0f64;
+        for (c, g) in lc[0].rows.iter().zip(&lg[0].rows) {
+            assert_eq!(
+                (c.layer, c.position, c.target_rank),
+                (g.layer, g.position, g.target_rank)
+            );
+            let ids = |r: &strata_experiments::LensRow| r.top.iter().map(|t| t.id).collect::<Vec<_>>();
+            assert_eq!(
+                ids(c),
+                ids(g),
+                "{family} layer {} position {}",
+                c.layer,
+                c.position
+            );
+            for (a, b) in [
+                (c.target_prob, g.target_prob),
+                (c.kl_to_final, g.kl_to_final),
+                (c.entropy, g.entropy),
+            ] {
+                lens_diff = lens_diff.max((a - b).abs());
+            }
+        }
+        assert!(lens_diff <= 1e-4, "{family}: lens differs by {lens_diff}");
+
+        let patch_opts = PatchOptions {
+            components: PatchComponent::ALL.to_vec(),
+            max_batch: BatchSize::Auto,
+            ..Default::default()
+        };
+        let positions = strata_experiments::prepare_all(&gpu, &items).unwrap()[0].len();
+        let auto = BatchSize::Auto.resolve(&gpu.decoder, positions).unwrap();
+        let (pc, pg) = (
+            activation_patching(&cpu, &items, &patch_opts, &mut |_| {}).unwrap(),
+            activation_patching(&gpu, &items, &patch_opts, &mut |_| {}).unwrap(),
+        );
+        let patch_diff = sweep_rows_diff(&pg.rows, &pc.rows);
+        assert!(patch_diff <= 1e-4, "{family}: patching differs by {patch_diff}");
+
+        let (ac, ag) = (
+            attribution_patching(&cpu, &items, &patch_opts).unwrap(),
+            attribution_patching(&gpu, &items, &patch_opts).unwrap(),
+        );
+        let attr_diff = sweep_rows_diff(&ag.rows, &ac.rows);
+        assert!(
+            attr_diff <= 1e-4,
+            "{family}: attribution patching differs by {attr_diff}"
+        );
+
+        let line = format!(
+            "| {family} | {} | {lens_diff:.2e} | {} (auto: {auto} runs per forward) | {patch_diff:.2e} | {attr_diff:.2e} |",
+            lc[0].rows.len(),
+            pc.rows.len(),
+        );
+        println!("{line}");
+        lines.push(line);
+    }
+    record(&format!(
+        "### Experiments on CUDA vs CPU (f32)\n\n{}\n",
+        lines.join("\n")
+    ));
+}

@@ -4,9 +4,10 @@ use clap::Args;
 use std::path::PathBuf;
 use strata_experiments::ablate::{ablate_prepared, count_runs, AblateComponent, AblateOptions, AblationKind};
 use strata_experiments::prepare_all;
+use strata_experiments::BatchSize;
 use strata_experiments::Metric;
 
-use super::common::{write_sweep_files, ModelArgs};
+use super::common::{report_batch_size, write_sweep_files, ModelArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -41,9 +42,10 @@ pub struct AblateArgs {
     /// One full forward per ablation (the reference path) instead of restart + batching.
     #[arg(long)]
     pub exact_naive: bool,
-    /// Ablated runs per batched forward.
-    #[arg(long, default_value_t = 32)]
-    pub max_batch: usize,
+    /// Ablated runs per batched forward: a number, or auto (as many as fit in 80% of the free
+    /// GPU memory; 32 on the CPU)
+    #[arg(long, default_value = "auto")]
+    pub max_batch: BatchSize,
     /// Output directory (ablate.json, ablate.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -80,6 +82,7 @@ pub fn run(args: AblateArgs) -> Result<()> {
         max_batch: args.max_batch,
     };
     let prepared = prepare_all(&model, &items)?;
+    report_batch_size(&model, args.max_batch, &prepared)?;
     let refs = if reference.is_empty() {
         prepared.clone()
     } else {

@@ -2,7 +2,8 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::Path;
-use strata_model::{parse_device, parse_dtype, LoadOptions, Model};
+use strata_experiments::{BatchSize, Prepared};
+use strata_model::{available_device_memory, parse_device, parse_dtype, LoadOptions, Model};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -28,6 +29,24 @@ impl ModelArgs {
         };
         Model::load(&self.model, &opts).with_context(|| format!("loading model '{}'", self.model))
     }
+}
+
+/// Says how many runs each batched forward holds when `--max-batch auto` sizes it from the
+/// device's free memory (silent on the CPU, where auto is a fixed size).
+pub fn report_batch_size(model: &Model, size: BatchSize, prepared: &[Prepared]) -> Result<()> {
+    let device = model.decoder.device();
+    let Some(free) = available_device_memory(device)? else {
+        return Ok(());
+    };
+    if size == BatchSize::Auto {
+        let longest = prepared.iter().map(Prepared::len).max().unwrap_or(1);
+        let runs = size.resolve(&model.decoder, longest)?;
+        eprintln!(
+            "--max-batch auto: {runs} runs per forward for {longest}-token prompts ({:.1} GiB free on {device:?})",
+            free as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
 }
 
 /// Token ids from `--prompt` or `--tokens 1,2,3`.

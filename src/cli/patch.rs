@@ -7,9 +7,10 @@ use strata_experiments::patch::{
     activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions, PatchResult,
 };
 use strata_experiments::prepare_all;
+use strata_experiments::BatchSize;
 use strata_experiments::Metric;
 
-use super::common::{write_sweep_files, ModelArgs, RepeatArgs};
+use super::common::{report_batch_size, write_sweep_files, ModelArgs, RepeatArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -39,9 +40,10 @@ pub struct PatchArgs {
     /// One full forward per patch (the reference path) instead of restart + batching.
     #[arg(long)]
     pub exact_naive: bool,
-    /// Patched runs per batched forward.
-    #[arg(long, default_value_t = 32)]
-    pub max_batch: usize,
+    /// Patched runs per batched forward: a number, or auto (as many as fit in 80% of the free
+    /// GPU memory; 32 on the CPU)
+    #[arg(long, default_value = "auto")]
+    pub max_batch: BatchSize,
     /// Attribution patching: estimate every effect from one clean forward, one corrupted forward
     /// and one backward per item (a linear first pass; f32 weights).
     #[arg(long)]
@@ -75,6 +77,7 @@ pub fn run(args: PatchArgs) -> Result<()> {
         max_batch: args.max_batch,
     };
     let prepared = prepare_all(&model, &items)?;
+    report_batch_size(&model, args.max_batch, &prepared)?;
     let runs = count_runs(&model, &prepared, &opts);
     let exact = || -> Result<PatchResult> {
         let pb = progress(runs, "patch");

@@ -16,6 +16,7 @@ use strata_experiments::results::SweepRow;
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs as trace_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
 };
+use strata_experiments::BatchSize;
 use strata_experiments::{prepare_all, Item, Metric, Prepared};
 use strata_model::Model;
 use strata_report::html::Report;
@@ -84,9 +85,10 @@ pub struct ReportArgs {
     /// Seed of the tracing noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Modified runs per batched forward.
-    #[arg(long, default_value_t = 32)]
-    pub max_batch: usize,
+    /// Modified runs per batched forward: a number, or auto (as many as fit in 80% of the free
+    /// GPU memory; 32 on the CPU)
+    #[arg(long, default_value = "auto")]
+    pub max_batch: BatchSize,
     /// Output directory: report.html, result JSON/CSV, figures/ (PNG + SVG).
     #[arg(long, default_value = "report")]
     pub out: PathBuf,

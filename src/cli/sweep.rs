@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use strata_experiments::prepare_all;
 use strata_experiments::results::{write_csv, write_json};
 use strata_experiments::sweep::{sweep_model, LayerFinding, ModelSweep, SweepOptions};
+use strata_experiments::BatchSize;
 use strata_model::{parse_device, parse_dtype, LoadOptions, Model};
 
 use super::lens::{out_dir, progress, ItemArgs};
@@ -24,8 +25,10 @@ pub struct SweepArgs {
     /// A layer's ablation is costly when it removes more than this share of the logit difference.
     #[arg(long, default_value_t = 0.1)]
     pub costly_threshold: f64,
-    #[arg(long, default_value_t = 32)]
-    pub max_batch: usize,
+    /// Modified runs per batched forward: a number, or auto (as many as fit in 80% of the free
+    /// GPU memory; 32 on the CPU)
+    #[arg(long, default_value = "auto")]
+    pub max_batch: BatchSize,
     /// Output directory; finished models are kept in DIR/models/ and skipped when rerun.
     #[arg(long, default_value = "sweep")]
     pub out: PathBuf,

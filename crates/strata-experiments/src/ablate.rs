@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use strata_model::{ActivationCache, HookPoint, Model};
 
+use crate::batch_size::BatchSize;
 use crate::engine::{cached_run, run_jobs, BaseRun, ExecMode, Job, Patch};
 use crate::error::{input, Result};
 use crate::item::Item;
@@ -119,7 +120,7 @@ pub struct AblateOptions {
     pub reference: Vec<Item>,
     pub seed: u64,
     pub exact_naive: bool,
-    pub max_batch: usize,
+    pub max_batch: BatchSize,
 }
 
 impl Default for AblateOptions {
@@ -133,7 +134,7 @@ impl Default for AblateOptions {
             reference: Vec::new(),
             seed: 0,
             exact_naive: false,
-            max_batch: 32,
+            max_batch: BatchSize::Auto,
         }
     }
 }

@@ -19,7 +19,8 @@ use strata_model::{
     ActivationCache, Edit, Hook, HookPoint, HookSet, HookedDecoder, Intervention, TokenBatch,
 };
 
-use crate::error::{input, ExperimentError, Result};
+use crate::batch_size::{explain_out_of_memory, BatchSize};
+use crate::error::{input, Result};
 use crate::metric::{metric_of_logits, metric_values, MetricSpec};
 
 /// One replacement: at `point`, take `value` (one row, `[1, ...]` shaped like the activation)
@@ -129,17 +130,15 @@ pub enum ExecMode {
     /// One full forward per job.
     Naive,
     /// Restart at the patched block from cached residuals, `max_batch` jobs per forward.
-    Fast { max_batch: usize },
+    Fast { max_batch: BatchSize },
 }
 
 impl ExecMode {
-    pub fn new(exact_naive: bool, max_batch: usize) -> Self {
+    pub fn new(exact_naive: bool, max_batch: BatchSize) -> Self {
         if exact_naive {
             ExecMode::Naive
         } else {
-            ExecMode::Fast {
-                max_batch: max_batch.max(1),
-            }
+            ExecMode::Fast { max_batch }
         }
     }
 }
@@ -276,48 +275,23 @@ pub fn run_jobs(
     mode: ExecMode,
     on_done: &mut dyn FnMut(usize),
 ) -> Result<Vec<f64>> {
-    let (rows, hint) = match mode {
-        ExecMode::Naive => (1, "use --dtype bf16 or a shorter prompt"),
-        ExecMode::Fast { max_batch } => (
-            max_batch.min(jobs.len()),
-            "use a smaller --max-batch, --dtype bf16 or a shorter prompt",
+    let positions = base.ids.len();
+    let (result, runs, hint) = match mode {
+        ExecMode::Naive => (
+            run_naive(dec, base, jobs, spec, on_done),
+            1,
+            "use --dtype bf16 or a shorter prompt",
         ),
+        ExecMode::Fast { max_batch } => {
+            let max_batch = max_batch.resolve(dec, positions)?;
+            (
+                run_fast(dec, base, jobs, spec, max_batch, on_done),
+                max_batch.min(jobs.len()),
+                "use a smaller --max-batch, --dtype bf16 or a shorter prompt",
+            )
+        }
     };
-    let result = match mode {
-        ExecMode::Naive => run_naive(dec, base, jobs, spec, on_done),
-        ExecMode::Fast { max_batch } => run_fast(dec, base, jobs, spec, max_batch, on_done),
-    };
-    result.map_err(|e| explain_out_of_memory(e, dec, rows, base.ids.len(), hint))
-}
-
-/// A device allocation failure (CUDA's `CUDA_ERROR_OUT_OF_MEMORY`, Metal's "out of memory")
-/// restated with what was being run, the memory it takes and what to change.
-pub fn explain_out_of_memory(
-    e: ExperimentError,
-    dec: &HookedDecoder,
-    rows: usize,
-    positions: usize,
-    hint: &str,
-) -> ExperimentError {
-    let text = e.to_string();
-    if !(text.contains("OUT_OF_MEMORY") || text.to_lowercase().contains("out of memory")) {
-        return e;
-    }
-    let c = &dec.config;
-    let elem = dec.dtype().size_in_bytes();
-    // The largest activations of one block: f32 attention scores and the MLP's hidden layer.
-    let scores = rows * c.n_heads * positions * positions * 4;
-    let mlp = rows * positions * c.d_mlp * if c.gated_mlp { 3 } else { 1 } * elem;
-    let mib = |b: usize| b as f64 / (1u64 << 20) as f64;
-    ExperimentError::Input(format!(
-        "the device ran out of memory running {rows} patched run(s) of {positions} tokens at once \
-         (one block's attention scores take {:.1} MiB and its MLP activations {:.1} MiB, next to \
-         {:.1} MiB of {:?} weights): {hint}, or run on --device cpu ({text})",
-        mib(scores),
-        mib(mlp),
-        mib(c.parameter_count() * elem),
-        dec.dtype(),
-    ))
+    result.map_err(|e| explain_out_of_memory(e, dec, runs, positions, hint))
 }
 
 fn run_naive(

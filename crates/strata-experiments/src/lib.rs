@@ -5,6 +5,7 @@
 
 pub mod ablate;
 pub mod attribution;
+pub mod batch_size;
 pub mod engine;
 pub mod error;
 pub mod item;
@@ -20,6 +21,7 @@ pub mod trace;
 
 pub use ablate::{ablate, AblateComponent, AblateOptions, AblateResult, AblationKind};
 pub use attribution::{agreement, attribution_patching, Agreement};
+pub use batch_size::BatchSize;
 pub use error::{ExperimentError, Result};
 pub use item::Item;
 pub use lens::{logit_lens, LensOptions, LensResult, LensRow, LensSource, TopToken};

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use strata_model::{HookPoint, Model};
 
+use crate::batch_size::BatchSize;
 use crate::engine::{cached_run, run_jobs, BaseRun, ExecMode, Job, Patch};
 use crate::error::{input, Result};
 use crate::item::Item;
@@ -113,7 +114,7 @@ pub struct PatchOptions {
     /// One full forward per patch instead of restart + batching.
     pub exact_naive: bool,
     /// Patched runs per batched forward (fast path).
-    pub max_batch: usize,
+    pub max_batch: BatchSize,
 }
 
 impl Default for PatchOptions {
@@ -125,7 +126,7 @@ impl Default for PatchOptions {
             metric: Metric::LogitDiff,
             layers: None,
             exact_naive: false,
-            max_batch: 32,
+            max_batch: BatchSize::Auto,
         }
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use strata_model::{ActivationCache, HookPoint, Model, TokenBatch};
 
 use crate::ablate::{ablate_prepared, AblateComponent, AblateOptions, AblationKind};
+use crate::batch_size::BatchSize;
 use crate::error::{ExperimentError, Result};
 use crate::lens::{logit_lens_prepared, LensOptions};
 use crate::metric::Metric;
@@ -23,14 +24,14 @@ pub struct SweepOptions {
     /// A layer's ablation is "costly" when it removes more than this share of the clean logit
     /// difference (normalised metric below `1 - threshold`).
     pub costly_threshold: f64,
-    pub max_batch: usize,
+    pub max_batch: BatchSize,
 }
 
 impl Default for SweepOptions {
     fn default() -> Self {
         SweepOptions {
             costly_threshold: 0.1,
-            max_batch: 32,
+            max_batch: BatchSize::Auto,
         }
     }
 }
@@ -107,7 +108,7 @@ pub fn sweep_model(
         &LensOptions {
             top_k: 1,
             last_position_only: true,
-            max_batch: opts.max_batch,
+            max_batch: opts.max_batch.fixed_or(LensOptions::default().max_batch),
             ..Default::default()
         },
     )?;

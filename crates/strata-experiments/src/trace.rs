@@ -18,6 +18,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use strata_model::{HookPoint, Model};
 
+use crate::batch_size::BatchSize;
 use crate::engine::{cached_run, run_jobs, BaseRun, ExecMode, Job, Patch};
 use crate::error::{input, Result};
 use crate::item::Item;
@@ -64,7 +65,7 @@ pub struct TraceOptions {
     pub kinds: Vec<TraceKind>,
     pub metric: Metric,
     pub exact_naive: bool,
-    pub max_batch: usize,
+    pub max_batch: BatchSize,
 }
 
 impl Default for TraceOptions {
@@ -77,7 +78,7 @@ impl Default for TraceOptions {
             kinds: TraceKind::ALL.to_vec(),
             metric: Metric::TargetProb,
             exact_naive: false,
-            max_batch: 32,
+            max_batch: BatchSize::Auto,
         }
     }
 }

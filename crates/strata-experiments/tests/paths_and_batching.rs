@@ -58,9 +58,10 @@ fn patching_fast_path_equals_naive() {
     let mut worst = 0f64;
     for fam in FAMILIES {
         let m = fixture(fam);
-        for (per_position, direction, max_batch) in
-            [(true, Direction::Denoising, 5), (false, Direction::Noising, 64)]
-        {
+        for (per_position, direction, max_batch) in [
+            (true, Direction::Denoising, BatchSize::Fixed(5)),
+            (false, Direction::Noising, BatchSize::Auto),
+        ] {
             let mut opts = PatchOptions {
                 components: PatchComponent::ALL.to_vec(),
                 per_position,
@@ -101,7 +102,7 @@ fn ablation_fast_path_equals_naive_every_kind() {
                     metric,
                     per_position: kind == AblationKind::Mean,
                     seed: 3,
-                    max_batch: 7,
+                    max_batch: BatchSize::Fixed(7),
                     ..Default::default()
                 };
                 let fast = ablate(&m, &suite(), &opts, &mut |_| {}).unwrap();
@@ -123,7 +124,7 @@ fn tracing_fast_path_equals_naive() {
         let mut opts = TraceOptions {
             samples: 2,
             window: 2,
-            max_batch: 9,
+            max_batch: BatchSize::Fixed(9),
             ..Default::default()
         };
         let fast = causal_trace(&m, &[item()], &opts, &mut |_| {}).unwrap();
@@ -298,9 +299,11 @@ fn device_out_of_memory_is_restated_with_sizes_and_what_to_change() {
     let oom = ExperimentError::Candle(candle_core::Error::Msg(
         "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
     ));
-    let msg = engine::explain_out_of_memory(oom, &m.decoder, 8, 16, "use a smaller --max-batch").to_string();
+    let msg =
+        batch_size::explain_out_of_memory(oom, &m.decoder, 8, 16, "use a smaller --max-batch").to_string();
     let c = &m.config;
-    let scores_mib = (8 * c.n_heads * 16 * 16 * 4) as f64 / (1u64 << 20) as f64;
+    // f32 scores and probabilities of 8 runs, every head, 16 × 16 positions.
+    let scores_mib = (2 * 8 * c.n_heads * 16 * 16 * 4) as f64 / (1u64 << 20) as f64;
     assert!(
         msg.contains("ran out of memory running 8 patched run(s) of 16 tokens"),
         "{msg}"
@@ -315,6 +318,6 @@ fn device_out_of_memory_is_restated_with_sizes_and_what_to_change() {
     );
     // Other errors pass through unchanged.
     let other = ExperimentError::Input("token 'x' is not in the vocabulary".into());
-    let msg = engine::explain_out_of_memory(other, &m.decoder, 8, 16, "").to_string();
+    let msg = batch_size::explain_out_of_memory(other, &m.decoder, 8, 16, "").to_string();
     assert_eq!(msg, "token 'x' is not in the vocabulary");
 }

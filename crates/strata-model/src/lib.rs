@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod config;
 pub mod decoder;
+pub mod device_memory;
 pub mod error;
 pub mod hooks;
 pub mod load;
@@ -16,7 +17,8 @@ pub mod tokenizer_gguf;
 pub use batch::{Padding, TokenBatch};
 pub use config::{Family, ModelConfig};
 pub use decoder::{ForwardContext, HookedDecoder, KvCache, RunOptions};
+pub use device_memory::{available_device_memory, keep_freed_device_memory};
 pub use error::{ModelError, Result};
 pub use hooks::{ActivationCache, Edit, Hook, HookPoint, HookSet, Intervention, NoHooks};
-pub use load::{keep_freed_device_memory, parse_device, parse_dtype, LoadOptions, Model};
+pub use load::{parse_device, parse_dtype, LoadOptions, Model};
 pub use tokenizer::Tokenizer;

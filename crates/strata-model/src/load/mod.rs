@@ -49,7 +49,7 @@ pub struct Model {
 impl Model {
     /// Loads a `.gguf` file, a local directory, or a Hugging Face repo id.
     pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model> {
-        keep_freed_device_memory(&opts.device, true)?;
+        crate::device_memory::keep_freed_device_memory(&opts.device, true)?;
         let path = Path::new(spec);
         if spec.ends_with(".gguf") || path.is_file() {
             return load_gguf_model(path, opts);
@@ -75,33 +75,6 @@ impl Model {
             ))
         })
     }
-}
-
-/// With `keep`, memory freed by tensors stays in CUDA's stream-ordered pool instead of going back
-/// to the driver at every synchronisation (the default pool's release threshold is 0), so a
-/// forward does not re-map its activations' memory each time; PyTorch's caching allocator keeps
-/// freed memory the same way. `keep = false` restores the driver's default (for benchmarks).
-/// No-op on other devices.
-pub fn keep_freed_device_memory(device: &Device, keep: bool) -> Result<()> {
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(d) = device {
-        use candle_core::cuda_backend::cudarc::driver::{result, sys};
-        let mut threshold: u64 = if keep { u64::MAX } else { 0 };
-        let cu_device = d.cuda_stream().context().cu_device();
-        // SAFETY: the device comes from a live context; the attribute takes a u64.
-        unsafe {
-            let pool = result::device::get_default_mem_pool(cu_device).and_then(|pool| {
-                result::mem_pool::set_attribute(
-                    pool,
-                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-                    (&mut threshold as *mut u64).cast(),
-                )
-            });
-            pool.map_err(|e| ModelError::Input(format!("CUDA memory pool set-up failed: {e}")))?;
-        }
-    }
-    let _ = (device, keep);
-    Ok(())
 }
 
 fn looks_like_path(spec: &str) -> bool {
