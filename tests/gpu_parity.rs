@@ -425,21 +425,6 @@ fn candle_nn_free_log_softmax(z: &Tensor) -> Tensor {
     shifted.broadcast_sub(&lse).unwrap()
 }
 
-/// Largest |a − b| / max(1, |b|) over matching sweep rows (same component, layer, position, head).
-fn sweep_rows_diff(a: &[strata_experiments::SweepRow], b: &[strata_experiments::SweepRow]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            assert_eq!(
-                (&x.component, x.layer, x.position, x.head),
-                (&y.component, y.layer, y.position, y.head)
-            );
-            (x.value - y.value).abs() / y.value.abs().max(1.0)
-        })
-        .fold(0.0, f64::max)
-}
-
 /// The experiments on CUDA (f32) against the CPU: the logit lens over all positions (its
 /// logits reduced on the host), exact patching of every component with the batch sized
 /// automatically from free device memory, and attribution patching (backward on the GPU).
@@ -448,6 +433,7 @@ fn sweep_rows_diff(a: &[strata_experiments::SweepRow], b: &[strata_experiments::
 #[test]
 #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
 fn gpu_experiments_match_cpu() {
+    use strata_experiments::results::max_relative_difference;
     use strata_experiments::{
         activation_patching, attribution_patching, logit_lens, BatchSize, Item, LensOptions, PatchComponent,
         PatchOptions,
@@ -507,14 +493,14 @@ fn gpu_experiments_match_cpu() {
             activation_patching(&cpu, &items, &patch_opts, &mut |_| {}).unwrap(),
             activation_patching(&gpu, &items, &patch_opts, &mut |_| {}).unwrap(),
         );
-        let patch_diff = sweep_rows_diff(&pg.rows, &pc.rows);
+        let patch_diff = max_relative_difference(&pg.rows, &pc.rows).unwrap();
         assert!(patch_diff <= 1e-4, "{family}: patching differs by {patch_diff}");
 
         let (ac, ag) = (
             attribution_patching(&cpu, &items, &patch_opts).unwrap(),
             attribution_patching(&gpu, &items, &patch_opts).unwrap(),
         );
-        let attr_diff = sweep_rows_diff(&ag.rows, &ac.rows);
+        let attr_diff = max_relative_difference(&ag.rows, &ac.rows).unwrap();
         assert!(
             attr_diff <= 1e-4,
             "{family}: attribution patching differs by {attr_diff}"

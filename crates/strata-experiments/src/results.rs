@@ -136,6 +136,23 @@ pub fn mean_rows(rows: &[SweepRow]) -> Vec<SweepRow> {
         .collect()
 }
 
+/// Largest |a − b| / max(1, |b|) of the metric values of two runs of the same sweep (paths,
+/// devices or batch sizes compared row by row); an error when their rows do not line up.
+pub fn max_relative_difference(a: &[SweepRow], b: &[SweepRow]) -> crate::Result<f64> {
+    if a.len() != b.len() {
+        return crate::error::input(format!("{} rows against {}", a.len(), b.len()));
+    }
+    let mut worst = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        let key = |r: &SweepRow| (r.item.clone(), r.component.clone(), r.layer, r.position, r.head);
+        if key(x) != key(y) {
+            return crate::error::input(format!("row {:?} against {:?}", key(x), key(y)));
+        }
+        worst = worst.max((x.value - y.value).abs() / y.value.abs().max(1.0));
+    }
+    Ok(worst)
+}
+
 pub const SWEEP_CSV_HEADER: &[&str] = &[
     "item",
     "component",

@@ -40,17 +40,7 @@ fn suite() -> Vec<Item> {
 /// shapes (batched rows, suffix positions), so f32 sums differ in order; 1e-5 relative is ~80
 /// f32 ulps, while a wrong shortcut (a changed prefix, a missed patch) is off by 1e-2 or more.
 fn max_diff(a: &[SweepRow], b: &[SweepRow]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            assert_eq!(
-                (&x.component, x.layer, x.position, x.head),
-                (&y.component, y.layer, y.position, y.head)
-            );
-            (x.value - y.value).abs() / y.value.abs().max(1.0)
-        })
-        .fold(0.0, f64::max)
+    results::max_relative_difference(a, b).unwrap()
 }
 
 #[test]

@@ -249,3 +249,104 @@ pub(crate) fn masked_softmax(
         other => bail!("masked_softmax: unsupported dtype {other:?}"),
     })
 }
+
+pub(crate) fn row_norm(
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    eps: f32,
+) -> Result<CudaStorage> {
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "x")?;
+    let (a2, b2) = offsets(l2, "weight")?;
+    let cols = l1.dims().last().copied().unwrap_or(0);
+    let (n, rows) = (b1 - a1, (b1 - a1) / cols.max(1));
+    let center = u32::from(b2 - a2 == 2 * cols); // a bias row follows the weight: LayerNorm
+    let dt = s1.dtype();
+    let name = format!("row_norm_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_row_norm", ptx::ROW_NORM)?;
+    let affine = s2.as_cuda_slice::<f32>()?.slice(a2..b2);
+    let c = u32_arg(cols, "cols")?;
+    let cfg = LaunchConfig {
+        grid_dim: (u32_arg(rows, "rows")?, 1, 1),
+        block_dim: (256, 1, 1), // NORM_THREADS in row_norm.cu
+        shared_mem_bytes: 0,
+    };
+    macro_rules! launch {
+        ($t:ty) => {{
+            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<$t>(n)? };
+            if rows > 0 {
+                let mut b = func.builder();
+                b.arg(&x).arg(&affine).arg(&mut out).arg(&c).arg(&eps).arg(&center);
+                // SAFETY: argument list matches row_norm_* in kernels/row_norm.cu; shapes checked by the caller.
+                unsafe { b.launch(cfg) }.w()?;
+            }
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }};
+    }
+    Ok(match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("row_norm: unsupported dtype {other:?}"),
+    })
+}
+
+pub(crate) fn split_heads(
+    (s1, l1): (&CudaStorage, &Layout),
+    (s2, l2): (&CudaStorage, &Layout),
+    (s3, l3): (&CudaStorage, &Layout),
+    (batch, pos, width): (usize, usize, usize),
+    slice: crate::HeadSlice,
+    rot: usize,
+    cos_batch: usize,
+) -> Result<CudaStorage> {
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "x")?;
+    let (a2, b2) = offsets(l2, "cos")?;
+    let (a3, b3) = offsets(l3, "sin")?;
+    let n = batch * slice.heads * pos * slice.head_dim;
+    let dt = s1.dtype();
+    let name = format!("split_heads_{}", suffix(dt)?);
+    let func = dev.get_or_load_custom_func(&name, "strata_split_heads", ptx::SPLIT_HEADS)?;
+    u32_arg(n, "output size")?;
+    let (bb, h, p, e) = (
+        u32_arg(batch, "batch")?,
+        u32_arg(slice.heads, "heads")?,
+        u32_arg(pos, "positions")?,
+        u32_arg(slice.head_dim, "head dim")?,
+    );
+    let (w, c0, r, cb) = (
+        u32_arg(width, "width")?,
+        u32_arg(slice.col0, "first column")?,
+        u32_arg(rot, "rotary dim")?,
+        u32_arg(cos_batch, "cos batch")?,
+    );
+    let cfg = elementwise(n);
+    macro_rules! launch {
+        ($t:ty) => {{
+            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
+            let cos = s2.as_cuda_slice::<$t>()?.slice(a2..b2);
+            let sin = s3.as_cuda_slice::<$t>()?.slice(a3..b3);
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<$t>(n)? };
+            if n > 0 {
+                let mut b = func.builder();
+                b.arg(&x).arg(&cos).arg(&sin).arg(&mut out);
+                b.arg(&bb).arg(&h).arg(&p).arg(&e).arg(&w).arg(&c0).arg(&r).arg(&cb);
+                // SAFETY: argument list matches split_heads_* in kernels/split_heads.cu; shapes checked by the caller.
+                unsafe { b.launch(cfg) }.w()?;
+            }
+            CudaStorage::wrap_cuda_slice(out, dev.clone())
+        }};
+    }
+    Ok(match dt {
+        DType::F32 => launch!(f32),
+        DType::BF16 => launch!(bf16),
+        DType::F16 => launch!(f16),
+        other => bail!("split_heads: unsupported dtype {other:?}"),
+    })
+}

@@ -2,7 +2,7 @@
 //!
 //! Every kernel has three faces:
 //! - a device-generic tensor function (`lens_stats`, `scatter_patches`, `ablate_heads`,
-//!   `gated_act`, `masked_softmax`) that runs
+//!   `gated_act`, `masked_softmax`, `row_norm`, `split_heads`) that runs
 //!   the CUDA kernel on a CUDA tensor (feature `cuda`) and the CPU twin on a CPU tensor;
 //! - a CPU twin on plain slices (`*_cpu`), written as plain loops: it is the reference the GPU
 //!   kernel is tested against, and is itself tested against the naive formula;
@@ -16,14 +16,18 @@ mod ablate;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod gated;
+mod heads;
 mod lens;
+mod norm;
 mod scatter;
 mod softmax;
 pub mod testing;
 
 pub use ablate::{ablate_heads, ablate_heads_cpu};
 pub use gated::{gated_act, gated_act_cpu, GatedAct};
+pub use heads::{split_heads, split_heads_cpu, HeadSlice, Rotary};
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
+pub use norm::{row_norm, row_norm_cpu};
 pub use scatter::{scatter_patches, scatter_patches_cpu};
 pub use softmax::{masked_softmax, masked_softmax_cpu};
 
@@ -35,6 +39,8 @@ pub mod ptx {
     pub const ABLATE_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/ablate_heads.ptx"));
     pub const GATED_ACT: &str = include_str!(concat!(env!("OUT_DIR"), "/gated_act.ptx"));
     pub const MASKED_SOFTMAX: &str = include_str!(concat!(env!("OUT_DIR"), "/masked_softmax.ptx"));
+    pub const ROW_NORM: &str = include_str!(concat!(env!("OUT_DIR"), "/row_norm.ptx"));
+    pub const SPLIT_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/split_heads.ptx"));
 }
 
 use candle_core::{bail, Layout, Result};

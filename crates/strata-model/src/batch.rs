@@ -116,11 +116,18 @@ impl TokenBatch {
 
     /// Additive f32 attention bias `[b, 1, q, k]`: 0 where query q may attend key k, -inf
     /// elsewhere (causal, padding, sliding window). A padding query attends to itself only, so
-    /// no row is empty and no NaN can arise.
+    /// no row is empty and no NaN can arise. When every row has the same padding (none, as a
+    /// rule) the bias is `[1, 1, q, k]`, broadcast over the batch: one row built and copied to
+    /// the device instead of `b`.
     pub fn attention_bias(&self, window: Option<usize>, device: &Device) -> Result<Tensor> {
-        let (b, p) = (self.len(), self.seq_len());
-        let mut bias = vec![f32::NEG_INFINITY; b * p * p];
-        for (r, mask) in self.mask.iter().enumerate() {
+        let p = self.seq_len();
+        let rows: &[Vec<bool>] = if self.mask.iter().all(|m| *m == self.mask[0]) {
+            &self.mask[..1]
+        } else {
+            &self.mask
+        };
+        let mut bias = vec![f32::NEG_INFINITY; rows.len() * p * p];
+        for (r, mask) in rows.iter().enumerate() {
             for q in 0..p {
                 let row = &mut bias[(r * p + q) * p..(r * p + q + 1) * p];
                 if !mask[q] {
@@ -135,7 +142,7 @@ impl TokenBatch {
                 }
             }
         }
-        Ok(Tensor::from_vec(bias, (b, 1, p, p), device)?)
+        Ok(Tensor::from_vec(bias, (rows.len(), 1, p, p), device)?)
     }
 }
 
@@ -171,5 +178,22 @@ mod tests {
         let bias = b.attention_bias(Some(2), &Device::Cpu).unwrap();
         let row3 = bias.flatten_all().unwrap().to_vec1::<f32>().unwrap()[12..16].to_vec();
         assert_eq!(row3, vec![f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, 0.0]);
+    }
+
+    /// Rows with the same padding share one bias row; rows padded differently get their own.
+    #[test]
+    fn attention_bias_is_per_row_only_when_padding_differs() {
+        let same = TokenBatch::padded(&[vec![1, 2, 3], vec![4, 5, 6]], Padding::Left, 0).unwrap();
+        assert_eq!(
+            same.attention_bias(None, &Device::Cpu).unwrap().dims(),
+            [1, 1, 3, 3]
+        );
+        let padded = TokenBatch::padded(&[vec![1, 2], vec![4, 5, 6]], Padding::Left, 0).unwrap();
+        let bias = padded.attention_bias(None, &Device::Cpu).unwrap();
+        assert_eq!(bias.dims(), [2, 1, 3, 3]);
+        let v = bias.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // row 0's last query sees its two real tokens, not the padding at key 0
+        assert_eq!(v[6..9], [f32::NEG_INFINITY, 0.0, 0.0]);
+        assert_eq!(v[15..18], [0.0, 0.0, 0.0]);
     }
 }

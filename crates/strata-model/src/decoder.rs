@@ -11,6 +11,7 @@ use crate::batch::TokenBatch;
 use crate::config::{Activation, Family, ModelConfig, NormKind, Positions, Rope, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::hooks::{Hook, HookPoint};
+use strata_kernels::{split_heads, HeadSlice, Rotary};
 
 /// `y = x Wᵀ + b` over the last axis of a tensor of any rank.
 #[derive(Debug, Clone)]
@@ -60,6 +61,15 @@ struct Norm {
 impl Norm {
     /// `differentiable`: the same math from basic ops (the fused kernels have no backward).
     fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
+        if x.device().is_cuda() && !differentiable {
+            // The same f32 math in one kernel pass, without f32 copies of the activations.
+            return Ok(strata_kernels::row_norm(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                self.eps,
+            )?);
+        }
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?.contiguous()?;
         let y = match (&self.bias, differentiable) {
@@ -133,7 +143,11 @@ impl RopeTable {
     }
 
     /// cos and sin, `[batch, pos, rotary_dim / 2]`, for the batch's position ids.
+    /// Tables `[b, p, half]`, or `[p, half]` shared by the batch when every row has the same
+    /// positions (no padding, as a rule): one row computed and copied to the device instead of `b`.
     fn cos_sin(&self, positions: &[Vec<u32>], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+        let shared = positions.iter().all(|row| *row == positions[0]);
+        let positions = if shared { &positions[..1] } else { positions };
         let (b, p, half) = (positions.len(), positions[0].len(), self.inv_freq.len());
         let mut cos = Vec::with_capacity(b * p * half);
         let mut sin = Vec::with_capacity(b * p * half);
@@ -146,9 +160,11 @@ impl RopeTable {
                 }
             }
         }
-        let cos = Tensor::from_vec(cos, (b, p, half), device)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, (b, p, half), device)?.to_dtype(dtype)?;
-        Ok((cos, sin))
+        let table = |v: Vec<f32>| -> Result<Tensor> {
+            let t = Tensor::from_vec(v, (b, p, half), device)?;
+            Ok(if shared { t.squeeze(0)? } else { t }.to_dtype(dtype)?)
+        };
+        Ok((table(cos)?, table(sin)?))
     }
 }
 
@@ -772,25 +788,56 @@ impl HookedDecoder {
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
         let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.differentiable)?)?;
         let qkv = blk.qkv.forward(&normed)?;
-        let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
-        let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
-        let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
-        if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
-            q = qn.forward(&q, self.differentiable)?;
-            k = kn.forward(&k, self.differentiable)?;
-        }
-        let q = visit(hook, HookPoint::Q(l), q)?;
-        let k = visit(hook, HookPoint::K(l), k)?;
-        let v = visit(hook, HookPoint::V(l), v)?;
+        // Fused kernels on CUDA where no hook needs the activations they skip (no backward).
+        let fused = x.device().is_cuda() && !self.differentiable;
+        let rope = match self.rope_tables.get(blk.rope_table) {
+            Some(table) => Some((span.rows_of(&ctx.cos_sin[blk.rope_table], p)?, table.rotary_dim)),
+            None => None,
+        };
+        let wants_heads = [HookPoint::Q(l), HookPoint::K(l), HookPoint::V(l)]
+            .iter()
+            .any(|&point| hook.wants(point));
+        let (q, mut k, mut v) = if fused && blk.q_norm.is_none() && !wants_heads {
+            // Heads out of the projection and rotated in one pass per q, k and v.
+            let rotary = rope.as_ref().map(|((cos, sin), rotary_dim)| Rotary {
+                cos,
+                sin,
+                rotary_dim: *rotary_dim,
+            });
+            let heads = |col0, heads, rotary| {
+                let slice = HeadSlice {
+                    col0,
+                    heads,
+                    head_dim: e,
+                };
+                split_heads(&qkv, slice, rotary)
+            };
+            (
+                heads(0, h, rotary)?,
+                heads(h * e, g, rotary)?,
+                heads((h + g) * e, g, None)?,
+            )
+        } else {
+            let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
+            let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
+            let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
+            if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
+                q = qn.forward(&q, self.differentiable)?;
+                k = kn.forward(&k, self.differentiable)?;
+            }
+            let q = visit(hook, HookPoint::Q(l), q)?;
+            let k = visit(hook, HookPoint::K(l), k)?;
+            let v = visit(hook, HookPoint::V(l), v)?;
 
-        let mut q = q.transpose(1, 2)?.contiguous()?; // [b, h, p, e]
-        let mut k = k.transpose(1, 2)?.contiguous()?; // [b, g, p, e]
-        let mut v = v.transpose(1, 2)?.contiguous()?;
-        if let Some(table) = self.rope_tables.get(blk.rope_table) {
-            let (cos, sin) = span.rows_of(&ctx.cos_sin[blk.rope_table], p)?;
-            q = apply_rope(&q, &cos, &sin, table.rotary_dim, self.differentiable)?;
-            k = apply_rope(&k, &cos, &sin, table.rotary_dim, self.differentiable)?;
-        }
+            let mut q = q.transpose(1, 2)?.contiguous()?; // [b, h, p, e]
+            let mut k = k.transpose(1, 2)?.contiguous()?; // [b, g, p, e]
+            let v = v.transpose(1, 2)?.contiguous()?;
+            if let Some(((cos, sin), rotary_dim)) = &rope {
+                q = apply_rope(&q, cos, sin, *rotary_dim, self.differentiable)?;
+                k = apply_rope(&k, cos, sin, *rotary_dim, self.differentiable)?;
+            }
+            (q, k, v)
+        };
         if let Some(record) = span.record.as_deref_mut() {
             record.push((k.clone(), v.clone()));
         }
@@ -810,7 +857,6 @@ impl HookedDecoder {
             .matmul(&k.t()?)?
             .reshape((b, h, p, n_keys))?;
         let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
-        let fused = x.device().is_cuda() && !self.differentiable;
         let pattern = if fused && !hook.wants(HookPoint::AttnScores(l)) {
             // The same f32 math in one kernel pass, when no hook needs the scores in between.
             let cap = c.attn_softcap.map(|cap| cap as f32);
@@ -896,8 +942,9 @@ impl Span<'_> {
         if self.prefix.is_none() {
             return Ok(cos_sin.clone());
         }
+        // Tables are [p, half] or [1, p, half] (the cached run is a single prompt).
         let rows =
-            |t: &Tensor| -> Result<Tensor> { Ok(t.squeeze(0)?.narrow(0, self.start, len)?.contiguous()?) };
+            |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(t.rank() - 2, self.start, len)?.contiguous()?) };
         Ok((rows(&cos_sin.0)?, rows(&cos_sin.1)?))
     }
 }
