@@ -299,7 +299,8 @@ fn gpu_bench_forward() {
             );
             results.push(serde_json::json!({"batch": b, "tokens": t, "keep_freed_memory": keep, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
         }
-        profile_forward(&model, &batch, &dev);
+        profile_forward(&model, &batch, &dev, false);
+        profile_forward(&model, &batch, &dev, true);
     }
     let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": results});
     match std::env::var_os("STRATA_BENCH_OUT") {
@@ -311,15 +312,19 @@ fn gpu_bench_forward() {
 /// Where a forward's time goes: a hook that synchronises the device at every hook point and
 /// charges the time since the previous point to this one (summed over layers). Synchronising
 /// removes the CPU/GPU overlap, so the total exceeds a plain forward's; the split is what counts.
+/// With `fused_only` it skips the points whose hooks would turn the fused kernels off (q, k, v,
+/// attention scores, MLP pre-activation), so the profile is that of a plain forward.
 struct SyncProfile {
     dev: Device,
     last: Instant,
     spent: std::collections::BTreeMap<String, f64>,
+    fused_only: bool,
 }
 
 impl strata_model::Hook for SyncProfile {
-    fn wants(&self, _: strata_model::HookPoint) -> bool {
-        true
+    fn wants(&self, point: strata_model::HookPoint) -> bool {
+        use strata_model::HookPoint::{AttnScores, MlpPre, K, Q, V};
+        !(self.fused_only && matches!(point, Q(_) | K(_) | V(_) | AttnScores(_) | MlpPre(_)))
     }
     fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
         self.dev.synchronize()?;
@@ -335,11 +340,12 @@ impl strata_model::Hook for SyncProfile {
     }
 }
 
-fn profile_forward(model: &Model, batch: &TokenBatch, dev: &Device) {
+fn profile_forward(model: &Model, batch: &TokenBatch, dev: &Device, fused_only: bool) {
     let mut prof = SyncProfile {
         dev: dev.clone(),
         last: Instant::now(),
         spent: Default::default(),
+        fused_only,
     };
     for _ in 0..2 {
         prof.spent.clear();
@@ -351,9 +357,14 @@ fn profile_forward(model: &Model, batch: &TokenBatch, dev: &Device) {
     let mut rows: Vec<_> = prof.spent.iter().collect();
     rows.sort_by(|a, b| b.1.total_cmp(a.1));
     println!(
-        "profile {}x{} (time charged to the hook point that ends it; total {:.2} ms):",
+        "profile {}x{}{} (time charged to the hook point that ends it; total {:.2} ms):",
         batch.len(),
         batch.seq_len(),
+        if fused_only {
+            ", fused kernels on"
+        } else {
+            ", every hook point"
+        },
         total * 1e3
     );
     for (k, v) in rows {

@@ -232,10 +232,30 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         .clamp(1, total.div_ceil(per_layer));
     let block = total.div_ceil(n_blocks).max(per_layer);
     let mut stats: Vec<RowStats> = Vec::with_capacity(total);
+    let on_cpu = all.device().is_cpu();
     let mut final_dist: Vec<(Vec<f32>, f64)> = Vec::new();
+    let mut final_logp: Option<Tensor> = None;
     for start in (0..total).step_by(block) {
         let len = block.min(total - start);
         let logits = dec.cap_logits(&all.narrow(0, start, len)?.matmul(&dec.unembedding().t()?)?)?;
+        // Row r of the block: its item's target and its position's output row.
+        let output_row = |r: usize| (start + r) % per_layer;
+        let target = |r: usize| items[output_row(r) / np].target;
+        if !on_cpu {
+            // On a GPU the logits stay there: only the statistics come back.
+            if start == 0 {
+                final_logp = Some(log_softmax_rows(&logits.narrow(0, 0, per_layer)?)?);
+            }
+            let final_logp = final_logp.as_ref().expect("set by the first block");
+            stats.extend(device_row_stats(
+                &logits,
+                final_logp,
+                &(0..len).map(target).collect::<Vec<_>>(),
+                &(0..len).map(|r| output_row(r) as u32).collect::<Vec<_>>(),
+                opts.top_k,
+            )?);
+            continue;
+        }
         with_f32_slice(&logits, |logits| {
             if start == 0 {
                 // Final distribution: probabilities (f32) and Σ p log p per output row.
@@ -252,10 +272,8 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
                     .collect();
             }
             stats.par_extend(logits.par_chunks(v).enumerate().map(|(r, row)| {
-                let k = (start + r) % per_layer;
-                let target = items[k / np].target as usize;
-                let (final_p, final_neg_entropy) = &final_dist[k];
-                reduce_row(row, target, final_p, *final_neg_entropy, opts.top_k)
+                let (final_p, final_neg_entropy) = &final_dist[output_row(r)];
+                reduce_row(row, target(r) as usize, final_p, *final_neg_entropy, opts.top_k)
             }));
         })?;
     }
@@ -320,17 +338,74 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
 /// Logits held at once while reducing lens rows (bounds memory on large vocabularies).
 const LOGIT_BLOCK_BYTES: usize = 64 << 20;
 
-/// Runs `f` on a tensor's values as one f32 slice: borrowed from CPU storage (the logits are
-/// read where the matmul wrote them), copied to the host from other devices.
-fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = t.to_dtype(DType::F32)?.contiguous()?;
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(cpu), Some((lo, hi))) = (&*storage, layout.contiguous_offsets()) {
-            return Ok(f(&cpu.as_slice::<f32>()?[lo..hi]));
+/// `log_softmax` of each row of `[n, vocab]` logits, in f32, on their device.
+fn log_softmax_rows(logits: &Tensor) -> Result<Tensor> {
+    let x = logits.to_dtype(DType::F32)?;
+    let max = x.max_keepdim(1)?;
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
+/// The statistics of a block of logit rows where they are (a GPU): strata-kernels' lens kernel
+/// for rank, probability, entropy and KL in one pass per row, then the top `k` by `k` rounds of
+/// argmax over the rows; only `rows × (6 + 2k)` numbers reach the host. Row `r` is scored for
+/// `targets[r]` against `final_logp[output_rows[r]]`.
+fn device_row_stats(
+    logits: &Tensor,
+    final_logp: &Tensor,
+    targets: &[u32],
+    output_rows: &[u32],
+    k: usize,
+) -> Result<Vec<RowStats>> {
+    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
+    let rows = strata_kernels::lens_stats(&logits, final_logp, targets, output_rows)?;
+    let (n, vocab) = logits.dims2()?;
+    let k = k.min(vocab);
+    let mut top: Vec<Vec<(u32, f64)>> = vec![Vec::with_capacity(k); n];
+    if k > 0 {
+        // The best remaining token of every row, then that token taken out of the running.
+        let rest = logits.copy()?;
+        let taken = Tensor::full(f32::NEG_INFINITY, (n, 1), logits.device())?;
+        let (mut ids, mut values) = (Vec::with_capacity(k), Vec::with_capacity(k));
+        for _ in 0..k {
+            let id = rest.argmax_keepdim(1)?;
+            values.push(rest.gather(&id, 1)?);
+            rest.scatter_set(&id, &taken, 1)?;
+            ids.push(id);
+        }
+        let ids = Tensor::cat(&ids, 1)?.to_vec2::<u32>()?;
+        let values = Tensor::cat(&values, 1)?.to_vec2::<f32>()?;
+        for ((t, id), x) in top.iter_mut().zip(ids).zip(values) {
+            t.extend(id.into_iter().zip(x).map(|(id, x)| (id, x as f64)));
         }
     }
-    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
+    Ok(rows
+        .into_iter()
+        .zip(top)
+        .map(|(row, top)| RowStats {
+            rank: row.rank as usize,
+            target_prob: row.prob as f64,
+            target_logit: row.logit as f64,
+            kl: (row.kl as f64).max(0.0),
+            entropy: row.entropy as f64,
+            top: top
+                .into_iter()
+                .map(|(id, x)| (id, (x - row.logsumexp as f64).exp()))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Runs `f` on a CPU tensor's values as one f32 slice, borrowed from its storage: the logits are
+/// read where the matmul wrote them, without a copy.
+fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.to_dtype(DType::F32)?.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(cpu), Some((lo, hi))) => Ok(f(&cpu.as_slice::<f32>()?[lo..hi])),
+        _ => Err(candle_core::Error::Msg(format!("lens: expected CPU logits, got {:?}", t.device())).into()),
+    }
 }
 
 struct RowStats {
@@ -494,7 +569,8 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_nonpositive, reduce_row, reduce_row_portable};
+    use super::{device_row_stats, exp_nonpositive, log_softmax_rows, reduce_row, reduce_row_portable};
+    use candle_core::{Device, Tensor};
 
     #[test]
     fn fast_exp_matches_libm_over_the_softmax_range() {
@@ -552,6 +628,39 @@ mod tests {
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
             let ids: Vec<u32> = got.top.iter().map(|&(id, _)| id).collect();
             assert_eq!(ids, order[..5].iter().map(|&i| i as u32).collect::<Vec<_>>());
+        }
+    }
+
+    /// The GPU path's statistics (lens kernel + argmax top-k), run here on CPU tensors through
+    /// the kernel's CPU twin, equal the CPU reduction's.
+    #[test]
+    fn device_path_matches_the_cpu_reduction() {
+        let (rows, v) = (6, 3_001);
+        let logits: Vec<f32> = (0..rows * v)
+            .map(|i| ((i * 7919 % 10_007) as f32 / 700.0) - 7.0)
+            .collect();
+        let t = Tensor::from_vec(logits.clone(), (rows, v), &Device::Cpu).unwrap();
+        // rows 0..2 are the "output" rows the others are compared with
+        let final_logp = log_softmax_rows(&t.narrow(0, 0, 2).unwrap()).unwrap();
+        let targets: Vec<u32> = (0..rows as u32).map(|r| 17 * r + 5).collect();
+        let output_rows: Vec<u32> = (0..rows as u32).map(|r| r % 2).collect();
+        let got = device_row_stats(&t, &final_logp, &targets, &output_rows, 5).unwrap();
+        let lp: Vec<Vec<f32>> = final_logp.to_vec2().unwrap();
+        for (r, g) in got.iter().enumerate() {
+            let f = &lp[r % 2];
+            let pf: Vec<f32> = f.iter().map(|x| x.exp()).collect();
+            let neg_h: f64 = f.iter().map(|&x| (x as f64).exp() * x as f64).sum();
+            let want = reduce_row(&logits[r * v..][..v], targets[r] as usize, &pf, neg_h, 5);
+            assert_eq!(g.rank, want.rank, "row {r}");
+            for (a, b) in [
+                (g.target_prob, want.target_prob),
+                (g.kl, want.kl),
+                (g.entropy, want.entropy),
+            ] {
+                assert!((a - b).abs() < 1e-5, "row {r}: {a} vs {b}");
+            }
+            let ids = |s: &super::RowStats| s.top.iter().map(|t| t.0).collect::<Vec<_>>();
+            assert_eq!(ids(g), ids(&want), "row {r}");
         }
     }
 }
