@@ -169,6 +169,33 @@ fn lens_by_layer(
         .collect()
 }
 
+/// Per-layer lines over the items: the `centre` statistic (named after the item when there is
+/// one) and, with several items, the smallest and largest values named by `extremes`.
+fn spread_series(
+    results: &[LensResult],
+    by: &[(usize, Vec<f64>)],
+    (centre_name, centre): (&str, fn(&[f64]) -> f64),
+    extremes: [&str; 2],
+) -> Vec<LineSeries> {
+    let n = results.len();
+    let line = |f: &dyn Fn(&[f64]) -> f64| by.iter().map(|(l, v)| (*l as f64, f(v))).collect();
+    let mut series = vec![LineSeries::new(
+        if n == 1 {
+            results[0].id.clone()
+        } else {
+            format!("{centre_name} (n = {n})")
+        },
+        line(&centre),
+    )];
+    if n > 1 {
+        let min = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        series.push(LineSeries::new(extremes[0], line(&min)));
+        series.push(LineSeries::new(extremes[1], line(&max)));
+    }
+    series
+}
+
 fn target_names(results: &[LensResult]) -> String {
     match results {
         [r] => format!("target {}", quoted(&r.target)),
@@ -180,36 +207,13 @@ fn target_names(results: &[LensResult]) -> String {
 /// the items, and the min and max when there are several.
 pub fn lens_rank_lines(results: &[LensResult]) -> Lines {
     let by = lens_by_layer(results, |x| x.target_rank as f64 + 1.0);
-    let n = results.len();
-    let mut series = vec![LineSeries::new(
-        if n == 1 {
-            results[0].id.clone()
-        } else {
-            format!("geometric mean (n = {n})")
-        },
-        by.iter()
-            .map(|(l, v)| {
-                (
-                    *l as f64,
-                    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp(),
-                )
-            })
-            .collect(),
-    )];
-    if n > 1 {
-        series.push(LineSeries::new(
-            "best item",
-            by.iter()
-                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(f64::INFINITY, f64::min)))
-                .collect(),
-        ));
-        series.push(LineSeries::new(
-            "worst item",
-            by.iter()
-                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(0.0, f64::max)))
-                .collect(),
-        ));
-    }
+    let geometric_mean = |v: &[f64]| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp();
+    let series = spread_series(
+        results,
+        &by,
+        ("geometric mean", geometric_mean),
+        ["best item", "worst item"],
+    );
     Lines {
         title: format!(
             "Logit lens: rank of the {} per layer (last position), {}",
@@ -227,31 +231,8 @@ pub fn lens_rank_lines(results: &[LensResult]) -> Lines {
 /// Probability of the target per layer at the last position: mean, min and max over items.
 pub fn lens_prob_lines(results: &[LensResult]) -> Lines {
     let by = lens_by_layer(results, |x| x.target_prob);
-    let n = results.len();
-    let mut series = vec![LineSeries::new(
-        if n == 1 {
-            results[0].id.clone()
-        } else {
-            format!("mean (n = {n})")
-        },
-        by.iter()
-            .map(|(l, v)| (*l as f64, v.iter().sum::<f64>() / v.len() as f64))
-            .collect(),
-    )];
-    if n > 1 {
-        series.push(LineSeries::new(
-            "min",
-            by.iter()
-                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(f64::INFINITY, f64::min)))
-                .collect(),
-        ));
-        series.push(LineSeries::new(
-            "max",
-            by.iter()
-                .map(|(l, v)| (*l as f64, v.iter().cloned().fold(0.0, f64::max)))
-                .collect(),
-        ));
-    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let series = spread_series(results, &by, ("mean", mean), ["min", "max"]);
     Lines {
         title: format!(
             "Logit lens: probability of the {} per layer (last position), {}",
