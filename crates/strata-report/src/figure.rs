@@ -327,6 +327,37 @@ impl Fig<'_> {
     }
 }
 
+/// A figure is at least as wide as its title, so that the title is never cut.
+fn fig_width(content: f64, title: &str) -> f64 {
+    content.max(text_width(title, TITLE) + 2.0 * PAD)
+}
+
+/// Room for an axis title beside or under a plot: none when there is no title.
+fn axis_title_room(label: &str) -> f64 {
+    if label.is_empty() {
+        0.0
+    } else {
+        LABEL * 2.2
+    }
+}
+
+/// Width of the widest of `labels` as an axis label.
+fn labels_width(labels: &[String]) -> f64 {
+    labels
+        .iter()
+        .map(|s| text_width(&visible(s), LABEL))
+        .fold(0.0, f64::max)
+}
+
+/// How error messages name a figure: its kind, and its title when it has one.
+fn describe(kind: &str, title: &str) -> String {
+    if title.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} {title:?}")
+    }
+}
+
 fn title_height(title: &str) -> f64 {
     if title.is_empty() {
         PAD
@@ -378,11 +409,7 @@ const MAX_LABEL: f64 = 150.0;
 impl HeatLayout {
     fn new(h: &Heatmap) -> Result<Self> {
         let rows = h.values.len();
-        let name = if h.title.is_empty() {
-            "heatmap".to_string()
-        } else {
-            format!("heatmap {:?}", h.title)
-        };
+        let name = describe("heatmap", &h.title);
         if rows == 0 {
             return Err(ReportError::Input(format!("{name}: no rows to draw")));
         }
@@ -470,11 +497,7 @@ impl HeatLayout {
         } else {
             22.0
         };
-        let col_w = h
-            .col_labels
-            .iter()
-            .map(|s| text_width(&visible(s), LABEL))
-            .fold(0.0, f64::max);
+        let col_w = labels_width(&h.col_labels);
         let col_vertical = col_w + 8.0 > cell_w.max(64.0);
         if !col_vertical {
             cell_w = cell_w.max(col_w + 8.0);
@@ -486,27 +509,19 @@ impl HeatLayout {
         if rows as f64 * cell_h < 180.0 {
             cell_h = (180.0 / rows as f64).min(44.0);
         }
-        let row_label_w = h
-            .row_labels
-            .iter()
-            .map(|s| text_width(&visible(s), LABEL))
-            .fold(0.0, f64::max)
-            .min(MAX_LABEL);
+        let row_label_w = labels_width(&h.row_labels).min(MAX_LABEL);
         let col_label_extent = if col_vertical { col_w.min(MAX_LABEL) } else { LABEL };
         let y_axis_w = if h.y_label.is_empty() { 0.0 } else { LABEL * 2.0 };
         let plot_x = PAD + y_axis_w + row_label_w + 6.0;
         let plot_y = title_height(&h.title);
         let plot_w = cols as f64 * cell_w;
         let plot_h = rows as f64 * cell_h;
-        let bar_label_w = if h.colorbar_label.is_empty() {
-            0.0
-        } else {
-            LABEL * 2.2
-        };
-        let width = (plot_x + plot_w + 16.0 + 14.0 + 5.0 + tick_w + 6.0 + bar_label_w + PAD)
-            .max(text_width(&h.title, TITLE) + 2.0 * PAD);
-        let x_axis_h = if h.x_label.is_empty() { 0.0 } else { LABEL * 2.2 };
-        let height = plot_y + plot_h + 8.0 + col_label_extent + x_axis_h + PAD;
+        let bar_label_w = axis_title_room(&h.colorbar_label);
+        let width = fig_width(
+            plot_x + plot_w + 16.0 + 14.0 + 5.0 + tick_w + 6.0 + bar_label_w + PAD,
+            &h.title,
+        );
+        let height = plot_y + plot_h + 8.0 + col_label_extent + axis_title_room(&h.x_label) + PAD;
         Ok(HeatLayout {
             rows,
             cols,
@@ -585,42 +600,11 @@ impl HeatLayout {
             c.line(&[(px - 3.0, y), (px, y)], AXIS, 1.0)?;
             c.text(px - 5.0, y, &t, LABEL, INK, Align::Right, false)?;
         }
-        // Column labels.
-        for (col, label) in h.col_labels.iter().enumerate() {
-            let x = px + (col as f64 + 0.5) * self.cell_w;
-            let y = py + plot_h;
-            c.line(&[(x, y), (x, y + 3.0)], AXIS, 1.0)?;
-            let t = fit_text(&visible(label), LABEL, MAX_LABEL);
-            if self.col_vertical {
-                c.text(x, y + 6.0, &t, LABEL, INK, Align::Right, true)?;
-            } else {
-                c.text(x, y + 6.0 + LABEL * 0.6, &t, LABEL, INK, Align::Center, false)?;
-            }
-        }
-        if !h.x_label.is_empty() {
-            let y = py + plot_h + 8.0 + self.col_label_extent + LABEL * 1.2;
-            c.text(
-                px + plot_w / 2.0,
-                y,
-                &visible(&h.x_label),
-                LABEL,
-                INK,
-                Align::Center,
-                false,
-            )?;
-        }
-        if !h.y_label.is_empty() {
-            let x = self.plot_x - 6.0 - self.row_label_w - LABEL;
-            c.text(
-                x,
-                py + plot_h / 2.0,
-                &visible(&h.y_label),
-                LABEL,
-                INK,
-                Align::Center,
-                true,
-            )?;
-        }
+        draw_categories_below(c, &h.col_labels, px, self.cell_w, py + plot_h, self.col_vertical)?;
+        let y = py + plot_h + 8.0 + self.col_label_extent + LABEL * 1.2;
+        draw_x_title(c, &h.x_label, px + plot_w / 2.0, y)?;
+        let x = self.plot_x - 6.0 - self.row_label_w - LABEL;
+        draw_y_title(c, &h.y_label, x, py + plot_h / 2.0)?;
         // Colour bar.
         let bx = px + plot_w + 16.0;
         let bw = 14.0;
@@ -756,6 +740,84 @@ impl Axis {
             .map(|(_, l)| text_width(l, TICK))
             .fold(0.0, f64::max)
     }
+
+    /// The ticks as an x axis under the plot spanning `py..py + ph`, with grid lines across it;
+    /// `vx` places a value.
+    fn draw_below<DB: DrawingBackend>(
+        &self,
+        c: &Canvas<'_, DB>,
+        vx: impl Fn(f64) -> f64,
+        py: f64,
+        ph: f64,
+    ) -> Result<()> {
+        for (t, label) in &self.ticks {
+            let x = vx(*t);
+            c.line(&[(x, py), (x, py + ph)], GRID, 1.0)?;
+            c.line(&[(x, py + ph), (x, py + ph + 3.0)], AXIS, 1.0)?;
+            c.text(
+                x,
+                py + ph + 5.0 + TICK * 0.6,
+                label,
+                TICK,
+                INK,
+                Align::Center,
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The ticks as a y axis left of the plot spanning `px..px + pw`, with grid lines across it;
+    /// `vy` places a value.
+    fn draw_left<DB: DrawingBackend>(
+        &self,
+        c: &Canvas<'_, DB>,
+        vy: impl Fn(f64) -> f64,
+        px: f64,
+        pw: f64,
+    ) -> Result<()> {
+        for (t, label) in &self.ticks {
+            let y = vy(*t);
+            c.line(&[(px, y), (px + pw, y)], GRID, 1.0)?;
+            c.line(&[(px - 3.0, y), (px, y)], AXIS, 1.0)?;
+            c.text(px - 5.0, y, label, TICK, INK, Align::Right, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Category labels (heatmap columns, bar groups) under a plot starting at `px`, centred on slots
+/// `slot` wide, each with a tick down from `y`; `vertical` labels read upwards, for names wider
+/// than their slot.
+fn draw_categories_below<DB: DrawingBackend>(
+    c: &Canvas<'_, DB>,
+    labels: &[String],
+    px: f64,
+    slot: f64,
+    y: f64,
+    vertical: bool,
+) -> Result<()> {
+    for (i, label) in labels.iter().enumerate() {
+        let x = px + (i as f64 + 0.5) * slot;
+        c.line(&[(x, y), (x, y + 3.0)], AXIS, 1.0)?;
+        let t = fit_text(&visible(label), LABEL, MAX_LABEL);
+        if vertical {
+            c.text(x, y + 6.0, &t, LABEL, INK, Align::Right, true)?;
+        } else {
+            c.text(x, y + 6.0 + LABEL * 0.6, &t, LABEL, INK, Align::Center, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// The x axis title centred on `cx` at height `y`; an empty title draws nothing.
+fn draw_x_title<DB: DrawingBackend>(c: &Canvas<'_, DB>, label: &str, cx: f64, y: f64) -> Result<()> {
+    c.text(cx, y, &visible(label), LABEL, INK, Align::Center, false)
+}
+
+/// The y axis title reading upwards at `x`, centred on `cy`; an empty title draws nothing.
+fn draw_y_title<DB: DrawingBackend>(c: &Canvas<'_, DB>, label: &str, x: f64, cy: f64) -> Result<()> {
+    c.text(x, cy, &visible(label), LABEL, INK, Align::Center, true)
 }
 
 /// Legend entries to the right of a plot.
@@ -768,6 +830,17 @@ fn legend_width(names: &[&str]) -> f64 {
             .iter()
             .map(|n| text_width(&fit_text(&visible(n), LABEL, 180.0), LABEL))
             .fold(0.0, f64::max)
+}
+
+/// Width of a figure whose plot ends at `plot_right`, with the legend of `names` beside it.
+fn width_with_legend(plot_right: f64, names: &[&str], title: &str) -> f64 {
+    fig_width(plot_right + 14.0 + legend_width(names) + PAD, title)
+}
+
+/// Height of a figure with numeric ticks and `x_title_room` under its plot, and the legend of
+/// `names` beside it, whichever reaches lower.
+fn height_under_ticks(plot_y: f64, plot_h: f64, x_title_room: f64, names: &[&str]) -> f64 {
+    (plot_y + plot_h + 6.0 + TICK * 1.4 + x_title_room + PAD).max(plot_y + legend_height(names) + PAD)
 }
 
 fn legend_height(names: &[&str]) -> f64 {
@@ -807,7 +880,6 @@ fn draw_legend<DB: DrawingBackend>(
 // Bars
 
 struct BarLayout {
-    n: usize,
     axis: Axis,
     /// Along the category direction: size of one group.
     group: f64,
@@ -816,6 +888,7 @@ struct BarLayout {
     plot_w: f64,
     plot_h: f64,
     cat_vertical: bool,
+    /// Height of the category labels under vertical bars.
     cat_extent: f64,
     width: f64,
     height: f64,
@@ -823,11 +896,7 @@ struct BarLayout {
 
 impl BarLayout {
     fn new(b: &Bars) -> Result<Self> {
-        let name = if b.title.is_empty() {
-            "bar chart".to_string()
-        } else {
-            format!("bar chart {:?}", b.title)
-        };
+        let name = describe("bar chart", &b.title);
         let n = b.categories.len();
         if n == 0 {
             return Err(ReportError::Input(format!("{name}: no categories to draw")));
@@ -880,38 +949,11 @@ impl BarLayout {
             None => Axis::linear(lo, hi, true),
         };
         let k = b.series.len() as f64;
-        let cat_w = b
-            .categories
-            .iter()
-            .map(|s| text_width(&visible(s), LABEL))
-            .fold(0.0, f64::max)
-            .min(MAX_LABEL);
+        let cat_w = labels_width(&b.categories).min(MAX_LABEL);
         let names: Vec<&str> = b.series.iter().map(|s| s.name.as_str()).collect();
-        let title_h = title_height(&b.title);
-        let axis_label = LABEL * 2.2;
-        if b.horizontal {
-            let group = (k * 12.0 + 6.0).max(LABEL + 6.0);
-            let plot_h = group * n as f64;
-            let plot_w = 380.0;
-            let plot_x = PAD + cat_w + 8.0;
-            let plot_y = title_h;
-            let width = (plot_x + plot_w + 14.0 + legend_width(&names) + PAD)
-                .max(text_width(&b.title, TITLE) + 2.0 * PAD);
-            let height = (plot_y + plot_h + 6.0 + TICK * 1.4 + axis_label + PAD)
-                .max(plot_y + legend_height(&names) + PAD);
-            Ok(BarLayout {
-                n,
-                axis,
-                group,
-                plot_x,
-                plot_y,
-                plot_w,
-                plot_h,
-                cat_vertical: false,
-                cat_extent: cat_w,
-                width,
-                height,
-            })
+        // Horizontal bars keep their category labels level, down the left.
+        let (group, cat_vertical) = if b.horizontal {
+            ((k * 12.0 + 6.0).max(LABEL + 6.0), false)
         } else {
             let mut group = (k * 10.0 + 6.0).max(16.0);
             let cat_vertical = cat_w + 6.0 > group.max(48.0);
@@ -921,30 +963,39 @@ impl BarLayout {
             if group * (n as f64) < 320.0 {
                 group = (320.0 / n as f64).min(90.0).max(group);
             }
-            let plot_w = group * n as f64;
-            let plot_h = 260.0;
-            let y_axis_w = if b.y_label.is_empty() { 0.0 } else { axis_label };
-            let plot_x = PAD + y_axis_w + axis.label_width() + 8.0;
-            let plot_y = title_h;
-            let cat_extent = if cat_vertical { cat_w } else { LABEL };
-            let x_axis_h = if b.x_label.is_empty() { 0.0 } else { axis_label };
-            let width = (plot_x + plot_w + 14.0 + legend_width(&names) + PAD)
-                .max(text_width(&b.title, TITLE) + 2.0 * PAD);
-            let height = plot_y + plot_h + 8.0 + cat_extent + x_axis_h + PAD;
-            Ok(BarLayout {
-                n,
-                axis,
-                group,
-                plot_x,
-                plot_y,
-                plot_w,
-                plot_h,
-                cat_vertical,
-                cat_extent,
-                width,
-                height,
-            })
-        }
+            (group, cat_vertical)
+        };
+        let cat_len = group * n as f64;
+        let (plot_x, plot_w, plot_h) = if b.horizontal {
+            (PAD + cat_w + 8.0, 380.0, cat_len)
+        } else {
+            (
+                PAD + axis_title_room(&b.y_label) + axis.label_width() + 8.0,
+                cat_len,
+                260.0,
+            )
+        };
+        let plot_y = title_height(&b.title);
+        let cat_extent = if cat_vertical { cat_w } else { LABEL };
+        let width = width_with_legend(plot_x + plot_w, &names, &b.title);
+        let height = if b.horizontal {
+            // The value axis's title always has its room here.
+            height_under_ticks(plot_y, plot_h, LABEL * 2.2, &names)
+        } else {
+            plot_y + plot_h + 8.0 + cat_extent + axis_title_room(&b.x_label) + PAD
+        };
+        Ok(BarLayout {
+            axis,
+            group,
+            plot_x,
+            plot_y,
+            plot_w,
+            plot_h,
+            cat_vertical,
+            cat_extent,
+            width,
+            height,
+        })
     }
 
     fn size(&self) -> (f64, f64) {
@@ -958,124 +1009,61 @@ impl BarLayout {
         let names: Vec<&str> = b.series.iter().map(|s| s.name.as_str()).collect();
         let inner = self.group - 6.0;
         let bar = inner / k;
-        if b.horizontal {
-            let vx = |v: f64| px + pw * self.axis.frac(v).clamp(0.0, 1.0);
-            for (t, label) in &self.axis.ticks {
-                let x = vx(*t);
-                c.line(&[(x, py), (x, py + ph)], GRID, 1.0)?;
-                c.line(&[(x, py + ph), (x, py + ph + 3.0)], AXIS, 1.0)?;
-                c.text(
-                    x,
-                    py + ph + 5.0 + TICK * 0.6,
-                    label,
-                    TICK,
-                    INK,
-                    Align::Center,
-                    false,
-                )?;
+        // Both orientations draw the same bars: `value` places a value along the value axis (x
+        // when horizontal, y otherwise), `at` makes a point of (value place, category place),
+        // and the categories run `cat_len` from `cat0`.
+        let value = |v: f64| {
+            let f = self.axis.frac(v).clamp(0.0, 1.0);
+            if b.horizontal {
+                px + pw * f
+            } else {
+                py + ph * (1.0 - f)
             }
-            for (si, s) in b.series.iter().enumerate() {
-                let col = rgb(series_rgb(si));
-                for (i, &v) in s.values.iter().enumerate() {
-                    if !v.is_finite() {
-                        continue;
-                    }
-                    let y0 = py + i as f64 * self.group + 3.0 + si as f64 * bar;
-                    let (a, z) = (vx(0.0), vx(v));
-                    c.rect(a.min(z), y0, a.max(z), y0 + bar - 1.0, col)?;
-                    if let Some(e) = s.errors.as_ref().map(|e| e[i]).filter(|e| e.is_finite()) {
-                        let ym = y0 + (bar - 1.0) / 2.0;
-                        c.line(&[(vx(v - e), ym), (vx(v + e), ym)], INK, 1.0)?;
-                        c.line(&[(vx(v - e), ym - 3.0), (vx(v - e), ym + 3.0)], INK, 1.0)?;
-                        c.line(&[(vx(v + e), ym - 3.0), (vx(v + e), ym + 3.0)], INK, 1.0)?;
-                    }
+        };
+        let at = |v: f64, u: f64| if b.horizontal { (v, u) } else { (u, v) };
+        let (cat0, cat_len) = if b.horizontal { (py, ph) } else { (px, pw) };
+        if b.horizontal {
+            self.axis.draw_below(c, value, py, ph)?;
+        } else {
+            self.axis.draw_left(c, value, px, pw)?;
+        }
+        for (si, s) in b.series.iter().enumerate() {
+            let col = rgb(series_rgb(si));
+            for (i, &v) in s.values.iter().enumerate() {
+                if !v.is_finite() {
+                    continue;
+                }
+                let u0 = cat0 + i as f64 * self.group + 3.0 + si as f64 * bar;
+                let (a, z) = (value(0.0), value(v));
+                let ((x0, y0), (x1, y1)) = (at(a.min(z), u0), at(a.max(z), u0 + bar - 1.0));
+                c.rect(x0, y0, x1, y1, col)?;
+                if let Some(e) = s.errors.as_ref().map(|e| e[i]).filter(|e| e.is_finite()) {
+                    let um = u0 + (bar - 1.0) / 2.0;
+                    let (lo, hi) = (value(v - e), value(v + e));
+                    c.line(&[at(lo, um), at(hi, um)], INK, 1.0)?;
+                    c.line(&[at(lo, um - 3.0), at(lo, um + 3.0)], INK, 1.0)?;
+                    c.line(&[at(hi, um - 3.0), at(hi, um + 3.0)], INK, 1.0)?;
                 }
             }
-            let x0 = vx(0.0);
-            c.line(&[(x0, py), (x0, py + ph)], AXIS, 1.0)?;
+        }
+        let zero = value(0.0);
+        c.line(&[at(zero, cat0), at(zero, cat0 + cat_len)], AXIS, 1.0)?;
+        if b.horizontal {
             c.line(&[(px, py + ph), (px + pw, py + ph)], AXIS, 1.0)?;
             for (i, label) in b.categories.iter().enumerate() {
                 let y = py + (i as f64 + 0.5) * self.group;
                 let t = fit_text(&visible(label), LABEL, MAX_LABEL);
                 c.text(px - 6.0, y, &t, LABEL, INK, Align::Right, false)?;
             }
-            if !b.x_label.is_empty() {
-                let y = py + ph + 6.0 + TICK * 1.4 + LABEL * 1.1;
-                c.text(
-                    px + pw / 2.0,
-                    y,
-                    &visible(&b.x_label),
-                    LABEL,
-                    INK,
-                    Align::Center,
-                    false,
-                )?;
-            }
+            let y = py + ph + 6.0 + TICK * 1.4 + LABEL * 1.1;
+            draw_x_title(c, &b.x_label, px + pw / 2.0, y)?;
         } else {
-            let vy = |v: f64| py + ph * (1.0 - self.axis.frac(v).clamp(0.0, 1.0));
-            for (t, label) in &self.axis.ticks {
-                let y = vy(*t);
-                c.line(&[(px, y), (px + pw, y)], GRID, 1.0)?;
-                c.line(&[(px - 3.0, y), (px, y)], AXIS, 1.0)?;
-                c.text(px - 5.0, y, label, TICK, INK, Align::Right, false)?;
-            }
-            for (si, s) in b.series.iter().enumerate() {
-                let col = rgb(series_rgb(si));
-                for (i, &v) in s.values.iter().enumerate() {
-                    if !v.is_finite() {
-                        continue;
-                    }
-                    let x0 = px + i as f64 * self.group + 3.0 + si as f64 * bar;
-                    let (a, z) = (vy(0.0), vy(v));
-                    c.rect(x0, a.min(z), x0 + bar - 1.0, a.max(z), col)?;
-                    if let Some(e) = s.errors.as_ref().map(|e| e[i]).filter(|e| e.is_finite()) {
-                        let xm = x0 + (bar - 1.0) / 2.0;
-                        c.line(&[(xm, vy(v - e)), (xm, vy(v + e))], INK, 1.0)?;
-                        c.line(&[(xm - 3.0, vy(v - e)), (xm + 3.0, vy(v - e))], INK, 1.0)?;
-                        c.line(&[(xm - 3.0, vy(v + e)), (xm + 3.0, vy(v + e))], INK, 1.0)?;
-                    }
-                }
-            }
-            let y0 = vy(0.0);
-            c.line(&[(px, y0), (px + pw, y0)], AXIS, 1.0)?;
             c.line(&[(px, py), (px, py + ph)], AXIS, 1.0)?;
-            for (i, label) in b.categories.iter().enumerate() {
-                let x = px + (i as f64 + 0.5) * self.group;
-                let y = py + ph;
-                c.line(&[(x, y), (x, y + 3.0)], AXIS, 1.0)?;
-                let t = fit_text(&visible(label), LABEL, MAX_LABEL);
-                if self.cat_vertical {
-                    c.text(x, y + 6.0, &t, LABEL, INK, Align::Right, true)?;
-                } else {
-                    c.text(x, y + 6.0 + LABEL * 0.6, &t, LABEL, INK, Align::Center, false)?;
-                }
-            }
-            if !b.x_label.is_empty() {
-                let y = py + ph + 8.0 + self.cat_extent + LABEL * 1.2;
-                c.text(
-                    px + pw / 2.0,
-                    y,
-                    &visible(&b.x_label),
-                    LABEL,
-                    INK,
-                    Align::Center,
-                    false,
-                )?;
-            }
-            if !b.y_label.is_empty() {
-                let x = PAD + LABEL * 0.8;
-                c.text(
-                    x,
-                    py + ph / 2.0,
-                    &visible(&b.y_label),
-                    LABEL,
-                    INK,
-                    Align::Center,
-                    true,
-                )?;
-            }
+            draw_categories_below(c, &b.categories, px, self.group, py + ph, self.cat_vertical)?;
+            let y = py + ph + 8.0 + self.cat_extent + LABEL * 1.2;
+            draw_x_title(c, &b.x_label, px + pw / 2.0, y)?;
+            draw_y_title(c, &b.y_label, PAD + LABEL * 0.8, py + ph / 2.0)?;
         }
-        let _ = self.n;
         draw_legend(c, &names, px + pw, py, false)
     }
 }
@@ -1096,11 +1084,7 @@ struct LineLayout {
 
 impl LineLayout {
     fn new(l: &Lines) -> Result<Self> {
-        let name = if l.title.is_empty() {
-            "line chart".to_string()
-        } else {
-            format!("line chart {:?}", l.title)
-        };
+        let name = describe("line chart", &l.title);
         if l.series.is_empty() || l.series.iter().all(|s| s.points.is_empty()) {
             return Err(ReportError::Input(format!("{name}: no points to draw")));
         }
@@ -1150,16 +1134,11 @@ impl LineLayout {
             None => Axis::linear(ylo, yhi, true),
         };
         let names: Vec<&str> = l.series.iter().map(|s| s.name.as_str()).collect();
-        let axis_label = LABEL * 2.2;
-        let y_axis_w = if l.y_label.is_empty() { 0.0 } else { axis_label };
-        let plot_x = PAD + y_axis_w + y.label_width() + 8.0;
+        let plot_x = PAD + axis_title_room(&l.y_label) + y.label_width() + 8.0;
         let plot_y = title_height(&l.title);
         let (plot_w, plot_h) = (420.0, 260.0);
-        let x_axis_h = if l.x_label.is_empty() { 0.0 } else { axis_label };
-        let width = (plot_x + plot_w + 14.0 + legend_width(&names) + PAD)
-            .max(text_width(&l.title, TITLE) + 2.0 * PAD);
-        let height =
-            (plot_y + plot_h + 6.0 + TICK * 1.4 + x_axis_h + PAD).max(plot_y + legend_height(&names) + PAD);
+        let width = width_with_legend(plot_x + plot_w, &names, &l.title);
+        let height = height_under_ticks(plot_y, plot_h, axis_title_room(&l.x_label), &names);
         Ok(LineLayout {
             x,
             y,
@@ -1181,26 +1160,8 @@ impl LineLayout {
         let (px, py, pw, ph) = (self.plot_x, self.plot_y, self.plot_w, self.plot_h);
         let vx = |v: f64| px + pw * self.x.frac(v);
         let vy = |v: f64| py + ph * (1.0 - self.y.frac(v));
-        for (t, label) in &self.y.ticks {
-            let y = vy(*t);
-            c.line(&[(px, y), (px + pw, y)], GRID, 1.0)?;
-            c.line(&[(px - 3.0, y), (px, y)], AXIS, 1.0)?;
-            c.text(px - 5.0, y, label, TICK, INK, Align::Right, false)?;
-        }
-        for (t, label) in &self.x.ticks {
-            let x = vx(*t);
-            c.line(&[(x, py), (x, py + ph)], GRID, 1.0)?;
-            c.line(&[(x, py + ph), (x, py + ph + 3.0)], AXIS, 1.0)?;
-            c.text(
-                x,
-                py + ph + 5.0 + TICK * 0.6,
-                label,
-                TICK,
-                INK,
-                Align::Center,
-                false,
-            )?;
-        }
+        self.y.draw_left(c, vy, px, pw)?;
+        self.x.draw_below(c, vx, py, ph)?;
         c.frame(px, py, px + pw, py + ph, AXIS, 1.0)?;
         let inside = |x: f64, y: f64| {
             let (fx, fy) = (self.x.frac(x), self.y.frac(y));
@@ -1232,30 +1193,9 @@ impl LineLayout {
                 }
             }
         }
-        if !l.x_label.is_empty() {
-            let y = py + ph + 6.0 + TICK * 1.4 + LABEL * 1.1;
-            c.text(
-                px + pw / 2.0,
-                y,
-                &visible(&l.x_label),
-                LABEL,
-                INK,
-                Align::Center,
-                false,
-            )?;
-        }
-        if !l.y_label.is_empty() {
-            let x = PAD + LABEL * 0.8;
-            c.text(
-                x,
-                py + ph / 2.0,
-                &visible(&l.y_label),
-                LABEL,
-                INK,
-                Align::Center,
-                true,
-            )?;
-        }
+        let y = py + ph + 6.0 + TICK * 1.4 + LABEL * 1.1;
+        draw_x_title(c, &l.x_label, px + pw / 2.0, y)?;
+        draw_y_title(c, &l.y_label, PAD + LABEL * 0.8, py + ph / 2.0)?;
         let names: Vec<&str> = l.series.iter().map(|s| s.name.as_str()).collect();
         draw_legend(c, &names, px + pw, py, true)
     }
@@ -1305,7 +1245,7 @@ impl PanelLayout {
         for h in &row_h {
             row_y.push(row_y.last().copied().unwrap_or(0.0) + h);
         }
-        let width = col_x[cols].max(text_width(&p.title, TITLE) + 2.0 * PAD);
+        let width = fig_width(col_x[cols], &p.title);
         let height = row_y[rows];
         Ok(PanelLayout {
             cols,
