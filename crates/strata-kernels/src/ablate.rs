@@ -216,13 +216,7 @@ mod tests {
             .to_dtype(DType::F32)
             .unwrap();
             // f32: the GPU may fuse the multiply-add; bf16/f16: one ulp at |x| < 8 apart at most
-            let tol = match dt {
-                DType::F32 => 1e-5,
-                DType::BF16 => 0.04,
-                _ => 0.005,
-            };
-            let diff = crate::testing::max_abs_diff(&got, &want);
-            assert!(diff <= tol, "{dt:?}: max diff {diff}");
+            crate::testing::assert_close(&got, &want, dt, [1e-5, 0.04, 0.005], "ablate_heads");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Launches of the PTX kernels on candle's CUDA storages (feature `cuda`).
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::WrapErr;
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 use half::{bf16, f16};
 
@@ -21,6 +21,42 @@ fn suffix(dt: DType) -> Result<&'static str> {
         DType::F16 => "f16",
         other => bail!("strata-kernels: unsupported dtype {other:?}"),
     })
+}
+
+/// Evaluates `$body` with `$t` the element type of the float dtype `$dt` (f32, bf16 or f16);
+/// other dtypes are an error naming `$what`.
+macro_rules! with_float_type {
+    ($dt:expr, $what:expr, |$t:ident| $body:block) => {
+        match $dt {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            DType::F16 => {
+                type $t = f16;
+                $body
+            }
+            other => bail!("{}: unsupported dtype {other:?}", $what),
+        }
+    };
+}
+
+/// A kernel's output: `n` fresh device elements that `launch` writes (not called when `n` is 0).
+fn fresh_output<T: CudaDType + DeviceRepr>(
+    dev: &CudaDevice,
+    n: usize,
+    launch: impl FnOnce(&mut CudaSlice<T>) -> Result<()>,
+) -> Result<CudaStorage> {
+    // SAFETY: the kernel writes every element before anything reads them.
+    let mut out = unsafe { dev.alloc::<T>(n)? };
+    if n > 0 {
+        launch(&mut out)?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 
 fn elementwise(n: usize) -> LaunchConfig {
@@ -58,21 +94,13 @@ pub(crate) fn lens_stats(
             shared_mem_bytes: 0,
         };
         let (r, v) = (u32_arg(rows, "rows")?, u32_arg(vocab, "vocab")?);
-        macro_rules! launch {
-            ($t:ty) => {{
-                let z = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
-                let mut b = func.builder();
-                b.arg(&z).arg(&fin).arg(&idx).arg(&mut out).arg(&r).arg(&v);
-                // SAFETY: argument list matches lens_stats_* in kernels/lens_stats.cu; sizes checked by the caller.
-                unsafe { b.launch(cfg) }.w()?;
-            }};
-        }
-        match s1.dtype() {
-            DType::F32 => launch!(f32),
-            DType::BF16 => launch!(bf16),
-            DType::F16 => launch!(f16),
-            other => bail!("lens_stats: unsupported dtype {other:?}"),
-        }
+        with_float_type!(s1.dtype(), "lens_stats", |T| {
+            let z = s1.as_cuda_slice::<T>()?.slice(a1..b1);
+            let mut b = func.builder();
+            b.arg(&z).arg(&fin).arg(&idx).arg(&mut out).arg(&r).arg(&v);
+            // SAFETY: argument list matches lens_stats_* in kernels/lens_stats.cu; sizes checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+        })
     }
     Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((rows, 6))))
 }
@@ -99,22 +127,14 @@ pub(crate) fn scatter_patches(
     let idx = idx.as_cuda_slice::<u32>()?.slice(a2..b2);
     let (nn, s, dd) = (u32_arg(n, "patches")?, u32_arg(seq, "seq")?, u32_arg(d, "d")?);
     let cfg = elementwise(n * d);
-    macro_rules! launch {
-        ($t:ty) => {{
-            let v = vals.as_cuda_slice::<$t>()?.slice(a1..b1);
-            let mut x = dst.as_cuda_slice_mut::<$t>()?.slice_mut(a0..b0);
-            let mut b = func.builder();
-            b.arg(&mut x).arg(&v).arg(&idx).arg(&nn).arg(&s).arg(&dd);
-            // SAFETY: argument list matches scatter_patches_* in kernels/scatter_patches.cu; indices checked by the caller.
-            unsafe { b.launch(cfg) }.w()?;
-        }};
-    }
-    match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("scatter_patches: unsupported dtype {other:?}"),
-    }
+    with_float_type!(dt, "scatter_patches", |T| {
+        let v = vals.as_cuda_slice::<T>()?.slice(a1..b1);
+        let mut x = dst.as_cuda_slice_mut::<T>()?.slice_mut(a0..b0);
+        let mut b = func.builder();
+        b.arg(&mut x).arg(&v).arg(&idx).arg(&nn).arg(&s).arg(&dd);
+        // SAFETY: argument list matches scatter_patches_* in kernels/scatter_patches.cu; indices checked by the caller.
+        unsafe { b.launch(cfg) }.w()?;
+    });
     Ok(())
 }
 
@@ -147,25 +167,24 @@ pub(crate) fn ablate_heads(
         u32_arg(dh, "dh")?,
     );
     let cfg = elementwise(n);
-    macro_rules! launch {
-        ($t:ty) => {{
-            let z = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
-            let r = s3.as_cuda_slice::<$t>()?.slice(a3..b3);
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<$t>(n)? };
+    let out = with_float_type!(dt, "ablate_heads", |T| {
+        let z = s1.as_cuda_slice::<T>()?.slice(a1..b1);
+        let r = s3.as_cuda_slice::<T>()?.slice(a3..b3);
+        fresh_output::<T>(&dev, n, |out| {
             let mut b = func.builder();
-            b.arg(&z).arg(&keep).arg(&r).arg(&mut out).arg(&bb).arg(&s).arg(&h).arg(&d);
+            b.arg(&z)
+                .arg(&keep)
+                .arg(&r)
+                .arg(out)
+                .arg(&bb)
+                .arg(&s)
+                .arg(&h)
+                .arg(&d);
             // SAFETY: argument list matches ablate_heads_* in kernels/ablate_heads.cu; shapes checked by the caller.
             unsafe { b.launch(cfg) }.w()?;
-            CudaStorage::wrap_cuda_slice(out, dev.clone())
-        }};
-    }
-    let out = match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("ablate_heads: unsupported dtype {other:?}"),
-    };
+            Ok(())
+        })?
+    });
     Ok((out, l1.shape().clone()))
 }
 
@@ -179,23 +198,15 @@ pub(crate) fn gated_act(s: &CudaStorage, l: &Layout, m: usize, act: u32) -> Resu
     let (rows, mm) = (u32_arg(n / m.max(1), "rows")?, u32_arg(m, "m")?);
     u32_arg(n, "rows * m")?;
     let cfg = elementwise(n);
-    macro_rules! launch {
-        ($t:ty) => {{
-            let x = s.as_cuda_slice::<$t>()?.slice(a..b);
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<$t>(n)? };
+    with_float_type!(dt, "gated_act", |T| {
+        let x = s.as_cuda_slice::<T>()?.slice(a..b);
+        fresh_output::<T>(&dev, n, |out| {
             let mut b = func.builder();
-            b.arg(&x).arg(&mut out).arg(&rows).arg(&mm).arg(&act);
+            b.arg(&x).arg(out).arg(&rows).arg(&mm).arg(&act);
             // SAFETY: argument list matches gated_act_* in kernels/gated_act.cu; shape checked by the caller.
             unsafe { b.launch(cfg) }.w()?;
-            CudaStorage::wrap_cuda_slice(out, dev.clone())
-        }};
-    }
-    Ok(match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("gated_act: unsupported dtype {other:?}"),
+            Ok(())
+        })
     })
 }
 
@@ -228,25 +239,23 @@ pub(crate) fn masked_softmax(
         block_dim: (128, 1, 1), // SOFTMAX_THREADS in masked_softmax.cu
         shared_mem_bytes: 0,
     };
-    macro_rules! launch {
-        ($t:ty) => {{
-            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<$t>(n)? };
-            if rows > 0 {
-                let mut b = func.builder();
-                b.arg(&x).arg(&mask).arg(&mut out).arg(&h).arg(&qq).arg(&kk).arg(&mb).arg(&scale).arg(&cap);
-                // SAFETY: argument list matches masked_softmax_* in kernels/masked_softmax.cu; shapes checked by the caller.
-                unsafe { b.launch(cfg) }.w()?;
-            }
-            CudaStorage::wrap_cuda_slice(out, dev.clone())
-        }};
-    }
-    Ok(match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("masked_softmax: unsupported dtype {other:?}"),
+    with_float_type!(dt, "masked_softmax", |T| {
+        let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
+        fresh_output::<T>(&dev, n, |out| {
+            let mut b = func.builder();
+            b.arg(&x)
+                .arg(&mask)
+                .arg(out)
+                .arg(&h)
+                .arg(&qq)
+                .arg(&kk)
+                .arg(&mb)
+                .arg(&scale)
+                .arg(&cap);
+            // SAFETY: argument list matches masked_softmax_* in kernels/masked_softmax.cu; shapes checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(())
+        })
     })
 }
 
@@ -273,25 +282,15 @@ pub(crate) fn row_norm(
         block_dim: (256, 1, 1), // NORM_THREADS in row_norm.cu
         shared_mem_bytes: 0,
     };
-    macro_rules! launch {
-        ($t:ty) => {{
-            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<$t>(n)? };
-            if rows > 0 {
-                let mut b = func.builder();
-                b.arg(&x).arg(&affine).arg(&mut out).arg(&c).arg(&eps).arg(&center);
-                // SAFETY: argument list matches row_norm_* in kernels/row_norm.cu; shapes checked by the caller.
-                unsafe { b.launch(cfg) }.w()?;
-            }
-            CudaStorage::wrap_cuda_slice(out, dev.clone())
-        }};
-    }
-    Ok(match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("row_norm: unsupported dtype {other:?}"),
+    with_float_type!(dt, "row_norm", |T| {
+        let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
+        fresh_output::<T>(&dev, n, |out| {
+            let mut b = func.builder();
+            b.arg(&x).arg(&affine).arg(out).arg(&c).arg(&eps).arg(&center);
+            // SAFETY: argument list matches row_norm_* in kernels/row_norm.cu; shapes checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(())
+        })
     })
 }
 
@@ -326,27 +325,24 @@ pub(crate) fn split_heads(
         u32_arg(cos_batch, "cos batch")?,
     );
     let cfg = elementwise(n);
-    macro_rules! launch {
-        ($t:ty) => {{
-            let x = s1.as_cuda_slice::<$t>()?.slice(a1..b1);
-            let cos = s2.as_cuda_slice::<$t>()?.slice(a2..b2);
-            let sin = s3.as_cuda_slice::<$t>()?.slice(a3..b3);
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<$t>(n)? };
-            if n > 0 {
-                let mut b = func.builder();
-                b.arg(&x).arg(&cos).arg(&sin).arg(&mut out);
-                b.arg(&bb).arg(&h).arg(&p).arg(&e).arg(&w).arg(&c0).arg(&r).arg(&cb);
-                // SAFETY: argument list matches split_heads_* in kernels/split_heads.cu; shapes checked by the caller.
-                unsafe { b.launch(cfg) }.w()?;
-            }
-            CudaStorage::wrap_cuda_slice(out, dev.clone())
-        }};
-    }
-    Ok(match dt {
-        DType::F32 => launch!(f32),
-        DType::BF16 => launch!(bf16),
-        DType::F16 => launch!(f16),
-        other => bail!("split_heads: unsupported dtype {other:?}"),
+    with_float_type!(dt, "split_heads", |T| {
+        let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
+        let cos = s2.as_cuda_slice::<T>()?.slice(a2..b2);
+        let sin = s3.as_cuda_slice::<T>()?.slice(a3..b3);
+        fresh_output::<T>(&dev, n, |out| {
+            let mut b = func.builder();
+            b.arg(&x).arg(&cos).arg(&sin).arg(out);
+            b.arg(&bb)
+                .arg(&h)
+                .arg(&p)
+                .arg(&e)
+                .arg(&w)
+                .arg(&c0)
+                .arg(&r)
+                .arg(&cb);
+            // SAFETY: argument list matches split_heads_* in kernels/split_heads.cu; shapes checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(())
+        })
     })
 }

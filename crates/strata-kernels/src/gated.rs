@@ -175,13 +175,13 @@ mod tests {
                     .to_dtype(DType::F32)
                     .unwrap();
                 // f32: libm vs CUDA math functions (a few ulp); bf16/f16: one ulp at |y| < 32
-                let tol = match dt {
-                    DType::F32 => 1e-6 * 32.0,
-                    DType::BF16 => 0.25,
-                    _ => 0.032,
-                };
-                let diff = crate::testing::max_abs_diff(&got, &want);
-                assert!(diff <= tol, "{dt:?} {act:?}: max diff {diff}");
+                crate::testing::assert_close(
+                    &got,
+                    &want,
+                    dt,
+                    [1e-6 * 32.0, 0.25, 0.032],
+                    &format!("{act:?}"),
+                );
             }
         }
     }

@@ -373,13 +373,13 @@ mod tests {
                         .unwrap();
                     // f32: the same products (FMA contraction may differ, ~1e-6 of |v| ≤ 8);
                     // bf16/f16: one ulp
-                    let tol = match dt {
-                        DType::F32 => 1e-5,
-                        DType::BF16 => 0.07,
-                        _ => 0.01,
-                    };
-                    let diff = crate::testing::max_abs_diff(&got, &want);
-                    assert!(diff <= tol, "{dt:?} rot {rot} {s:?}: max diff {diff}");
+                    crate::testing::assert_close(
+                        &got,
+                        &want,
+                        dt,
+                        [1e-5, 0.07, 0.01],
+                        &format!("rot {rot} {s:?}"),
+                    );
                 }
             }
         }

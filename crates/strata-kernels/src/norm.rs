@@ -180,16 +180,12 @@ mod tests {
                         .to_dtype(DType::F32)
                         .unwrap();
                     // f32: summation order (~1e-6 of |y| ≤ 10); bf16/f16: one ulp of |y| ≤ 10
-                    let tol = match dt {
-                        DType::F32 => 1e-5,
-                        DType::BF16 => 0.07,
-                        _ => 0.01,
-                    };
-                    let diff = crate::testing::max_abs_diff(&got, &want);
-                    assert!(
-                        diff <= tol,
-                        "{dt:?} [{rows}, {d}] bias {}: max diff {diff}",
-                        bias.is_some()
+                    crate::testing::assert_close(
+                        &got,
+                        &want,
+                        dt,
+                        [1e-5, 0.07, 0.01],
+                        &format!("[{rows}, {d}] bias {}", bias.is_some()),
                     );
                 }
             }

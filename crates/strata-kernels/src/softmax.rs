@@ -270,13 +270,13 @@ mod tests {
                 .unwrap();
                 // f32: summation order and CUDA's expf/tanhf (~1e-6 relative of p ≤ 1);
                 // bf16/f16: one ulp of p ≤ 1
-                let tol = match dt {
-                    DType::F32 => 1e-6,
-                    DType::BF16 => 0.004,
-                    _ => 0.0005,
-                };
-                let diff = crate::testing::max_abs_diff(&got, &want);
-                assert!(diff <= tol, "{dt:?} [{b}, {h}, {q}, {k}]: max diff {diff}");
+                crate::testing::assert_close(
+                    &got,
+                    &want,
+                    dt,
+                    [1e-6, 0.004, 0.0005],
+                    &format!("[{b}, {h}, {q}, {k}]"),
+                );
             }
         }
     }

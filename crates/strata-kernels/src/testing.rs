@@ -41,3 +41,15 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// Asserts that `got` and `want` are within `tolerance` (`[f32, bf16, f16]`, picked by `dtype`,
+/// the dtype the kernel ran in) of each other everywhere; `what` names the case on failure.
+pub fn assert_close(got: &Tensor, want: &Tensor, dtype: DType, tolerance: [f32; 3], what: &str) {
+    let tol = match dtype {
+        DType::F32 => tolerance[0],
+        DType::BF16 => tolerance[1],
+        _ => tolerance[2],
+    };
+    let diff = max_abs_diff(got, want);
+    assert!(diff <= tol, "{what} {dtype:?}: max diff {diff} > {tol}");
+}
