@@ -1,4 +1,5 @@
-//! Bad input gets a clear error naming the file, field or item, and exit code 1 — never a panic.
+//! Bad input gets a clear error naming the file, field or item, and exit code 1 (2 for a bad
+//! flag value, which the argument parser rejects) — never a panic.
 
 mod common;
 
@@ -390,6 +391,27 @@ fn patch_prompts_of_different_token_length_show_both_tokenizations() {
             r#"corrupted (6 tokens): "The" " tea" "c" "her" " read" "s""#,
         ],
     );
+}
+
+/// A batch size that is neither a positive count nor `auto` is a usage error (clap's exit code
+/// 2) that says what the flag takes.
+#[test]
+fn bad_batch_size_says_what_the_flag_takes() {
+    let m = fixture_model("llama");
+    for bad in ["0", "lots"] {
+        let (code, _, stderr) = strata(&[
+            "patch",
+            m.to_str().unwrap(),
+            "--prompt",
+            "The cat",
+            "--max-batch",
+            bad,
+        ]);
+        assert_eq!(code, 2, "{stderr}");
+        for f in ["--max-batch", &format!("'{bad}'"), "positive number", "'auto'"] {
+            assert!(stderr.contains(f), "stderr lacks {f:?}:\n{stderr}");
+        }
+    }
 }
 
 /// There is no flag taking a multi-token target's first token: the target must be one token.
