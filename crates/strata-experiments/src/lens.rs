@@ -232,7 +232,8 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         .clamp(1, total.div_ceil(per_layer));
     let block = total.div_ceil(n_blocks).max(per_layer);
     let mut stats: Vec<RowStats> = Vec::with_capacity(total);
-    let on_cpu = all.device().is_cpu();
+    // strata's lens kernel runs on CUDA; elsewhere (CPU, Metal) the rows are reduced on the host.
+    let lens_kernel = all.device().is_cuda();
     let mut final_dist: Vec<(Vec<f32>, f64)> = Vec::new();
     let mut final_logp: Option<Tensor> = None;
     for start in (0..total).step_by(block) {
@@ -241,8 +242,8 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         // Row r of the block: its item's target and its position's output row.
         let output_row = |r: usize| (start + r) % per_layer;
         let target = |r: usize| items[output_row(r) / np].target;
-        if !on_cpu {
-            // On a GPU the logits stay there: only the statistics come back.
+        if lens_kernel {
+            // The logits stay on the GPU: only the statistics come back.
             if start == 0 {
                 final_logp = Some(log_softmax_rows(&logits.narrow(0, 0, per_layer)?)?);
             }
@@ -397,15 +398,17 @@ fn device_row_stats(
         .collect())
 }
 
-/// Runs `f` on a CPU tensor's values as one f32 slice, borrowed from its storage: the logits are
-/// read where the matmul wrote them, without a copy.
+/// Runs `f` on a tensor's values as one f32 slice: borrowed from CPU storage (the logits are
+/// read where the matmul wrote them), copied to the host from other devices.
 fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.to_dtype(DType::F32)?.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (candle_core::Storage::Cpu(cpu), Some((lo, hi))) => Ok(f(&cpu.as_slice::<f32>()?[lo..hi])),
-        _ => Err(candle_core::Error::Msg(format!("lens: expected CPU logits, got {:?}", t.device())).into()),
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((lo, hi))) = (&*storage, layout.contiguous_offsets()) {
+            return Ok(f(&cpu.as_slice::<f32>()?[lo..hi]));
+        }
     }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 struct RowStats {
