@@ -59,3 +59,15 @@ pub fn available_device_memory(device: &Device) -> Result<Option<u64>> {
     let _ = device;
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU has no device memory to ask about: batch sizing falls back to its fixed size.
+    #[test]
+    fn cpu_memory_is_unknown_and_pool_setup_is_a_no_op() {
+        assert_eq!(available_device_memory(&Device::Cpu).unwrap(), None);
+        keep_freed_device_memory(&Device::Cpu, true).unwrap();
+    }
+}
