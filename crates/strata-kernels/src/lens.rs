@@ -218,30 +218,13 @@ impl CustomOp3 for LensStatsOp {
         let idx = crate::contiguous(idx, l3, "indices")?;
         let targets: Vec<u32> = idx.iter().step_by(2).copied().collect();
         let finals: Vec<u32> = idx.iter().skip(1).step_by(2).copied().collect();
-        let rows = match s1 {
-            CpuStorage::F32(v) => lens_stats_cpu(
-                crate::contiguous(v, l1, "logits")?,
-                self.vocab,
-                fin,
-                &targets,
-                &finals,
-            ),
-            CpuStorage::BF16(v) => lens_stats_cpu(
-                crate::contiguous(v, l1, "logits")?,
-                self.vocab,
-                fin,
-                &targets,
-                &finals,
-            ),
-            CpuStorage::F16(v) => lens_stats_cpu(
-                crate::contiguous(v, l1, "logits")?,
-                self.vocab,
-                fin,
-                &targets,
-                &finals,
-            ),
-            other => bail!("lens_stats: unsupported logits dtype {:?}", other.dtype()),
-        };
+        let rows = crate::with_float_slice!(s1, "lens_stats logits", |v| lens_stats_cpu(
+            crate::contiguous(v, l1, "logits")?,
+            self.vocab,
+            fin,
+            &targets,
+            &finals
+        ));
         let out: Vec<f32> = rows.into_iter().flat_map(LensRow::to_array).collect();
         Ok((CpuStorage::F32(out), Shape::from((self.rows, 6))))
     }

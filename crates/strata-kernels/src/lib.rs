@@ -59,6 +59,20 @@ macro_rules! map_float_storage {
 }
 pub(crate) use map_float_storage;
 
+/// Evaluates `$body` (generic over the element type of the slice `$v`) on an f32, bf16 or f16
+/// CPU storage; other dtypes are an error naming `$what`.
+macro_rules! with_float_slice {
+    ($s:expr, $what:expr, |$v:ident| $body:expr) => {
+        match $s {
+            candle_core::CpuStorage::F32($v) => $body,
+            candle_core::CpuStorage::BF16($v) => $body,
+            candle_core::CpuStorage::F16($v) => $body,
+            other => candle_core::bail!("{}: unsupported dtype {:?}", $what, other.dtype()),
+        }
+    };
+}
+pub(crate) use with_float_slice;
+
 /// The contiguous part of a CPU storage slice a layout describes.
 pub(crate) fn contiguous<'a, T>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     match l.contiguous_offsets() {
