@@ -43,7 +43,8 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 /// Asserts that `got` and `want` are within `tolerance` (`[f32, bf16, f16]`, picked by `dtype`,
-/// the dtype the kernel ran in) of each other everywhere; `what` names the case on failure.
+/// the dtype the kernel ran in) of each other everywhere, on whichever devices they are (both are
+/// compared in f32 on the CPU); `what` names the case on failure.
 pub fn assert_close(got: &Tensor, want: &Tensor, dtype: DType, tolerance: [f32; 3], what: &str) {
     let tol = match dtype {
         DType::F32 => tolerance[0],
