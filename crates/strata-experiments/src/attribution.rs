@@ -93,7 +93,6 @@ pub fn attribution_patching_prepared(
             Direction::Noising => (&item.ids, &corrupted_ids),
         };
         let (source, source_last) = cached_run(dec, &BaseRun::of(source_ids), points.clone())?;
-        // The clean run defines the metric (KL's reference distribution).
         let mut sites = GradSites::new(points.clone());
         let base_last = last_residual(&grad_dec, base_ids, &mut sites)?;
         // The clean run defines the metric (KL's reference distribution).

@@ -245,7 +245,7 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
         if lens_kernel {
             // The logits stay on the GPU: only the statistics come back.
             if start == 0 {
-                final_logp = Some(log_softmax_rows(&logits.narrow(0, 0, per_layer)?)?);
+                final_logp = Some(crate::metric::log_softmax_rows(&logits.narrow(0, 0, per_layer)?)?);
             }
             let final_logp = final_logp.as_ref().expect("set by the first block");
             stats.extend(device_row_stats(
@@ -338,15 +338,6 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
 
 /// Logits held at once while reducing lens rows (bounds memory on large vocabularies).
 const LOGIT_BLOCK_BYTES: usize = 64 << 20;
-
-/// `log_softmax` of each row of `[n, vocab]` logits, in f32, on their device.
-fn log_softmax_rows(logits: &Tensor) -> Result<Tensor> {
-    let x = logits.to_dtype(DType::F32)?;
-    let max = x.max_keepdim(1)?;
-    let shifted = x.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
-    Ok(shifted.broadcast_sub(&lse)?)
-}
 
 /// The statistics of a block of logit rows where they are (a GPU): strata-kernels' lens kernel
 /// for rank, probability, entropy and KL in one pass per row, then the top `k` by `k` rounds of
@@ -572,7 +563,8 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{device_row_stats, exp_nonpositive, log_softmax_rows, reduce_row, reduce_row_portable};
+    use super::{device_row_stats, exp_nonpositive, reduce_row, reduce_row_portable};
+    use crate::metric::log_softmax_rows;
     use candle_core::{Device, Tensor};
 
     #[test]

@@ -143,9 +143,7 @@ pub fn metric_tensor(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec)
         return Ok((pick(&logits, 0)? - pick(&logits, 1)?)?);
     }
     let normed = decoder.final_norm(resid)?;
-    let logits = decoder.cap_logits(&normed.matmul(&decoder.unembedding().t()?)?)?;
-    let shifted = logits.broadcast_sub(&logits.max_keepdim(1)?)?;
-    let logq = shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)?;
+    let logq = log_softmax_rows(&decoder.cap_logits(&normed.matmul(&decoder.unembedding().t()?)?)?)?;
     Ok(match spec.metric {
         Metric::LogitDiff => unreachable!("handled above"),
         Metric::TargetProb => pick(&logq, spec.target)?.exp()?,
@@ -161,6 +159,14 @@ pub fn metric_tensor(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec)
             p.broadcast_mul(&logq.broadcast_sub(&logp)?.neg()?)?.sum(1)?
         }
     })
+}
+
+/// `log_softmax` of each row of `[n, vocab]` logits, in f32, on their device, from tensor ops
+/// (differentiable).
+pub fn log_softmax_rows(logits: &Tensor) -> Result<Tensor> {
+    let x = logits.to_dtype(DType::F32)?;
+    let shifted = x.broadcast_sub(&x.max_keepdim(1)?)?;
+    Ok(shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)?)
 }
 
 /// One metric value from a full logit row.

@@ -482,17 +482,19 @@ impl HookedDecoder {
         })
     }
 
-    /// Whether this decoder runs the differentiable forward.
-    pub fn is_differentiable(&self) -> bool {
-        self.differentiable
-    }
-
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Whether strata's fused CUDA kernels may replace composite ops (on CUDA, outside the
+    /// differentiable mode: they have no backward); each is used only where no hook needs the
+    /// activations it skips.
+    fn fused_kernels(&self) -> bool {
+        self.device.is_cuda() && !self.differentiable
     }
 
     /// The token embedding matrix `[vocab, d_model]` (before any family scaling).
@@ -788,8 +790,7 @@ impl HookedDecoder {
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
         let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.differentiable)?)?;
         let qkv = blk.qkv.forward(&normed)?;
-        // Fused kernels on CUDA where no hook needs the activations they skip (no backward).
-        let fused = x.device().is_cuda() && !self.differentiable;
+        let fused = self.fused_kernels();
         let rope = match self.rope_tables.get(blk.rope_table) {
             Some(table) => Some((span.rows_of(&ctx.cos_sin[blk.rope_table], p)?, table.rotary_dim)),
             None => None,
@@ -894,8 +895,7 @@ impl HookedDecoder {
         let c = &self.config;
         let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.differentiable)?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
-        let fused = x.device().is_cuda() && !self.differentiable;
-        let post = if c.gated_mlp && fused && !hook.wants(HookPoint::MlpPre(l)) {
+        let post = if c.gated_mlp && self.fused_kernels() && !hook.wants(HookPoint::MlpPre(l)) {
             // act(gate) * up in one kernel pass over the fused projection, when no hook needs the gate.
             strata_kernels::gated_act(&hidden, gated_act(c.activation))?
         } else if c.gated_mlp {
