@@ -4,10 +4,9 @@ use clap::Args;
 use std::path::PathBuf;
 use strata_experiments::ablate::{ablate_prepared, count_runs, AblateComponent, AblateOptions, AblationKind};
 use strata_experiments::prepare_all;
-use strata_experiments::BatchSize;
 use strata_experiments::Metric;
 
-use super::common::{report_batch_size, write_sweep_files, ModelArgs};
+use super::common::{write_sweep_files, BatchArgs, ModelArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -42,10 +41,8 @@ pub struct AblateArgs {
     /// One full forward per ablation (the reference path) instead of restart + batching.
     #[arg(long)]
     pub exact_naive: bool,
-    /// Ablated runs per batched forward: a number, or auto (as many as fit in 80% of the free
-    /// GPU memory; 32 on the CPU)
-    #[arg(long, default_value = "auto")]
-    pub max_batch: BatchSize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Output directory (ablate.json, ablate.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -79,10 +76,10 @@ pub fn run(args: AblateArgs) -> Result<()> {
         reference: reference.clone(),
         seed: args.seed,
         exact_naive: args.exact_naive,
-        max_batch: args.max_batch,
+        max_batch: args.batch.max_batch,
     };
     let prepared = prepare_all(&model, &items)?;
-    report_batch_size(&model, args.max_batch, &prepared)?;
+    args.batch.report(&model, &prepared)?;
     let refs = if reference.is_empty() {
         prepared.clone()
     } else {

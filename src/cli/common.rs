@@ -2,6 +2,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::Path;
+use strata_experiments::batch_size::runs_that_fit;
 use strata_experiments::{BatchSize, Prepared};
 use strata_model::{available_device_memory, parse_device, parse_dtype, LoadOptions, Model};
 
@@ -31,22 +32,35 @@ impl ModelArgs {
     }
 }
 
-/// Says how many runs each batched forward holds when `--max-batch auto` sizes it from the
-/// device's free memory (silent on the CPU, where auto is a fixed size).
-pub fn report_batch_size(model: &Model, size: BatchSize, prepared: &[Prepared]) -> Result<()> {
-    let device = model.decoder.device();
-    let Some(free) = available_device_memory(device)? else {
-        return Ok(());
-    };
-    if size == BatchSize::Auto {
+/// `--max-batch` of the commands that run many modified forwards (patch, ablate, trace, sweep,
+/// report).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct BatchArgs {
+    /// Patched, ablated or restored runs per batched forward: a number, or auto (as many as fit
+    /// in 80% of the free GPU memory; 32 on the CPU)
+    #[arg(long, default_value = "auto")]
+    pub max_batch: BatchSize,
+}
+
+impl BatchArgs {
+    /// Says how many runs each batched forward holds when `auto` sizes it from the device's free
+    /// memory (silent on the CPU, where auto is a fixed size, and for a fixed `--max-batch`).
+    pub fn report(&self, model: &Model, prepared: &[Prepared]) -> Result<()> {
+        if self.max_batch != BatchSize::Auto {
+            return Ok(());
+        }
+        let device = model.decoder.device();
+        let Some(free) = available_device_memory(device)? else {
+            return Ok(());
+        };
         let longest = prepared.iter().map(Prepared::len).max().unwrap_or(1);
-        let runs = size.resolve(&model.decoder, longest)?;
+        let runs = runs_that_fit(&model.config, model.decoder.dtype(), longest, free);
         eprintln!(
             "--max-batch auto: {runs} runs per forward for {longest}-token prompts ({:.1} GiB free on {device:?})",
             free as f64 / (1u64 << 30) as f64
         );
+        Ok(())
     }
-    Ok(())
 }
 
 /// Token ids from `--prompt` or `--tokens 1,2,3`.

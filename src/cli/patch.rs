@@ -7,10 +7,9 @@ use strata_experiments::patch::{
     activation_patching_prepared, count_runs, Direction, PatchComponent, PatchOptions, PatchResult,
 };
 use strata_experiments::prepare_all;
-use strata_experiments::BatchSize;
 use strata_experiments::Metric;
 
-use super::common::{report_batch_size, write_sweep_files, ModelArgs, RepeatArgs};
+use super::common::{write_sweep_files, BatchArgs, ModelArgs, RepeatArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -40,10 +39,8 @@ pub struct PatchArgs {
     /// One full forward per patch (the reference path) instead of restart + batching.
     #[arg(long)]
     pub exact_naive: bool,
-    /// Patched runs per batched forward: a number, or auto (as many as fit in 80% of the free
-    /// GPU memory; 32 on the CPU)
-    #[arg(long, default_value = "auto")]
-    pub max_batch: BatchSize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Attribution patching: estimate every effect from one clean forward, one corrupted forward
     /// and one backward per item (a linear first pass; f32 weights).
     #[arg(long)]
@@ -74,10 +71,10 @@ pub fn run(args: PatchArgs) -> Result<()> {
         metric: args.metric.parse::<Metric>()?,
         layers: args.layers.clone(),
         exact_naive: args.exact_naive,
-        max_batch: args.max_batch,
+        max_batch: args.batch.max_batch,
     };
     let prepared = prepare_all(&model, &items)?;
-    report_batch_size(&model, args.max_batch, &prepared)?;
+    args.batch.report(&model, &prepared)?;
     let runs = count_runs(&model, &prepared, &opts);
     let exact = || -> Result<PatchResult> {
         let pb = progress(runs, "patch");

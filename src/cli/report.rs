@@ -16,12 +16,11 @@ use strata_experiments::results::SweepRow;
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs as trace_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
 };
-use strata_experiments::BatchSize;
 use strata_experiments::{prepare_all, Item, Metric, Prepared};
 use strata_model::Model;
 use strata_report::html::Report;
 
-use super::common::{write_sweep_files, ModelArgs};
+use super::common::{write_sweep_files, BatchArgs, ModelArgs};
 use super::figures::{self, Saved};
 use super::lens::{out_dir, progress, write_lens_files, ItemArgs};
 use super::trace::write_trace_files;
@@ -85,10 +84,8 @@ pub struct ReportArgs {
     /// Seed of the tracing noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Modified runs per batched forward: a number, or auto (as many as fit in 80% of the free
-    /// GPU memory; 32 on the CPU)
-    #[arg(long, default_value = "auto")]
-    pub max_batch: BatchSize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Output directory: report.html, result JSON/CSV, figures/ (PNG + SVG).
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
@@ -247,7 +244,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
             reference: vec![],
             seed: args.seed,
             exact_naive: false,
-            max_batch: args.max_batch,
+            max_batch: args.batch.max_batch,
         };
         let runs = ablate_runs(&model, &prepared, &opts);
         let pb = progress(runs, &format!("{kname} ablation"));
@@ -291,7 +288,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
             reference: vec![],
             seed: args.seed,
             exact_naive: false,
-            max_batch: args.max_batch,
+            max_batch: args.batch.max_batch,
         };
         let runs = ablate_runs(&model, &head_prepared, &opts);
         let pb = progress(runs, "head ablation");
@@ -346,7 +343,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 metric: pmetric,
                 layers: None,
                 exact_naive: false,
-                max_batch: args.max_batch,
+                max_batch: args.batch.max_batch,
             };
             let runs = patch_runs(&model, &pp, &opts);
             let pb = progress(
@@ -400,7 +397,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
             kinds: TraceKind::ALL.to_vec(),
             metric: Metric::TargetProb,
             exact_naive: false,
-            max_batch: args.max_batch,
+            max_batch: args.batch.max_batch,
         };
         let runs = trace_runs(&model, &tp, &opts);
         let pb = progress(runs, "causal tracing");

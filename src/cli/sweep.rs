@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use strata_experiments::prepare_all;
 use strata_experiments::results::{write_csv, write_json};
 use strata_experiments::sweep::{sweep_model, LayerFinding, ModelSweep, SweepOptions};
-use strata_experiments::BatchSize;
 use strata_model::{parse_device, parse_dtype, LoadOptions, Model};
 
+use super::common::BatchArgs;
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -25,10 +25,8 @@ pub struct SweepArgs {
     /// A layer's ablation is costly when it removes more than this share of the logit difference.
     #[arg(long, default_value_t = 0.1)]
     pub costly_threshold: f64,
-    /// Modified runs per batched forward: a number, or auto (as many as fit in 80% of the free
-    /// GPU memory; 32 on the CPU)
-    #[arg(long, default_value = "auto")]
-    pub max_batch: BatchSize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Output directory; finished models are kept in DIR/models/ and skipped when rerun.
     #[arg(long, default_value = "sweep")]
     pub out: PathBuf,
@@ -107,7 +105,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         let pb = progress(3 * items.len(), &format!("sweep {path}"));
         let sweep_opts = SweepOptions {
             costly_threshold: args.costly_threshold,
-            max_batch: args.max_batch,
+            max_batch: args.batch.max_batch,
         };
         let sweep = sweep_model(&model, id, &items, &sweep_opts, &mut |k| pb.inc(k as u64))?;
         pb.finish_and_clear();

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use strata_experiments::trace::{
     causal_trace_prepared, count_runs, NoiseLevel, TraceKind, TraceOptions, TraceResult,
 };
-use strata_experiments::BatchSize;
 use strata_experiments::{prepare_all, Metric};
 
-use super::common::{report_batch_size, ModelArgs};
+use super::common::{BatchArgs, ModelArgs};
 use super::lens::{out_dir, progress, ItemArgs};
 
 #[derive(Args, Debug)]
@@ -43,10 +42,8 @@ pub struct TraceArgs {
     /// One full forward per restored run instead of restart + batching.
     #[arg(long)]
     pub exact_naive: bool,
-    /// Restored runs per batched forward: a number, or auto (as many as fit in 80% of the free
-    /// GPU memory; 32 on the CPU)
-    #[arg(long, default_value = "auto")]
-    pub max_batch: BatchSize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Output directory (trace.json, trace.csv).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -78,10 +75,10 @@ pub fn run(args: TraceArgs) -> Result<()> {
         kinds,
         metric: args.metric.parse::<Metric>()?,
         exact_naive: args.exact_naive,
-        max_batch: args.max_batch,
+        max_batch: args.batch.max_batch,
     };
     let prepared = prepare_all(&model, &items)?;
-    report_batch_size(&model, args.max_batch, &prepared)?;
+    args.batch.report(&model, &prepared)?;
     let pb = progress(count_runs(&model, &prepared, &opts), "trace");
     let results = causal_trace_prepared(&model, &prepared, &opts, &mut |k| pb.inc(k as u64))?;
     pb.finish_and_clear();
