@@ -437,7 +437,7 @@ fn candle_nn_free_log_softmax(z: &Tensor) -> Tensor {
 }
 
 /// The experiments on CUDA (f32) against the CPU: the logit lens over all positions (its
-/// logits reduced on the host), exact patching of every component with the batch sized
+/// statistics from the lens kernel and argmax top-k on the GPU), exact patching of every component with the batch sized
 /// automatically from free device memory, and attribution patching (backward on the GPU).
 /// Tolerances: 1e-4 relative (f32, cuBLAS vs the CPU gemm, as for the logits above); ranks and
 /// top tokens identical.
