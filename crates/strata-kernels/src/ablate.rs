@@ -134,7 +134,7 @@ mod tests {
     use candle_core::{Device, IndexOp};
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 3.0).collect()
+        crate::conformance::wave(n, seed, 3.0)
     }
 
     #[test]
@@ -190,29 +190,7 @@ mod tests {
         let Some(dev) = crate::testing::gpu_device("gpu_ablate_heads_matches_cpu_twin") else {
             return;
         };
-        let (b, t, h, d) = (20, 24, 32, 64);
-        let zv = data(b * t * h * d, 0.3);
-        let rv = data(t * h * d, 1.7);
-        let keep: Vec<f32> = (0..b * h).map(|i| [1.0, 0.0, 0.5][i % 3]).collect();
-        for dt in [DType::F32, DType::BF16, DType::F16] {
-            let z = Tensor::from_vec(zv.clone(), (b, t, h, d), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dt)
-                .unwrap();
-            let r = Tensor::from_vec(rv.clone(), (t, h, d), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dt)
-                .unwrap();
-            let k = Tensor::from_vec(keep.clone(), (b, h), &Device::Cpu).unwrap();
-            let want = ablate_heads(&z, &k, &r).unwrap();
-            let got = ablate_heads(
-                &z.to_device(&dev).unwrap(),
-                &k.to_device(&dev).unwrap(),
-                &r.to_device(&dev).unwrap(),
-            )
-            .unwrap();
-            // f32: the GPU may fuse the multiply-add; bf16/f16: one ulp at |x| < 8 apart at most
-            crate::testing::assert_close(&got, &want, dt, [1e-5, 0.04, 0.005], "ablate_heads");
-        }
+        let gpu = |t: &Tensor| t.to_device(&dev);
+        crate::conformance::ablate_heads(|z, keep, repl| ablate_heads(&gpu(z)?, &gpu(keep)?, &gpu(repl)?));
     }
 }

@@ -13,6 +13,14 @@ pub enum GatedAct {
 }
 
 impl GatedAct {
+    /// Every activation, in the kernel's numbering.
+    pub const ALL: [GatedAct; 4] = [
+        GatedAct::Silu,
+        GatedAct::GeluTanh,
+        GatedAct::GeluErf,
+        GatedAct::Relu,
+    ];
+
     /// f32 formulas of candle's CUDA kernels (kernels/gated_act.cu has the same).
     fn apply(self, x: f32) -> f32 {
         match self {
@@ -102,15 +110,8 @@ mod tests {
     use super::*;
     use candle_core::{Device, D};
 
-    const ACTS: [GatedAct; 4] = [
-        GatedAct::Silu,
-        GatedAct::GeluTanh,
-        GatedAct::GeluErf,
-        GatedAct::Relu,
-    ];
-
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 5.0).collect()
+        crate::conformance::wave(n, seed, 5.0)
     }
 
     /// candle's own ops on the strided gate and up views, as the decoder computes them on the CPU.
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn cpu_twin_matches_candle_ops() {
         let x = Tensor::from_vec(data(2 * 3 * 14, 0.2), (2, 3, 14), &Device::Cpu).unwrap();
-        for act in ACTS {
+        for act in GatedAct::ALL {
             let got = gated_act(&x, act).unwrap();
             assert_eq!(got.dims(), [2, 3, 7]);
             let diff = crate::testing::max_abs_diff(&got, &naive(&x, act));
@@ -159,25 +160,7 @@ mod tests {
         let Some(dev) = crate::testing::gpu_device("gpu_gated_act_matches_cpu_twin") else {
             return;
         };
-        let (rows, m) = (37, 1000);
-        let xv = data(rows * 2 * m, 0.9);
-        for dt in [DType::F32, DType::BF16, DType::F16] {
-            let x = Tensor::from_vec(xv.clone(), (rows, 2 * m), &Device::Cpu)
-                .unwrap()
-                .to_dtype(dt)
-                .unwrap();
-            for act in ACTS {
-                let want = gated_act(&x, act).unwrap();
-                let got = gated_act(&x.to_device(&dev).unwrap(), act).unwrap();
-                // f32: libm vs CUDA math functions (a few ulp); bf16/f16: one ulp at |y| < 32
-                crate::testing::assert_close(
-                    &got,
-                    &want,
-                    dt,
-                    [1e-6 * 32.0, 0.25, 0.032],
-                    &format!("{act:?}"),
-                );
-            }
-        }
+        let gpu = |t: &Tensor| t.to_device(&dev);
+        crate::conformance::gated_act(|x, act| gated_act(&gpu(x)?, act));
     }
 }

@@ -213,7 +213,7 @@ mod tests {
     use candle_core::{Device, D};
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 2.0).collect()
+        crate::conformance::wave(n, seed, 2.0)
     }
 
     /// The decoder's composite path: a strided view, a transpose copy and candle's rope (on
@@ -322,58 +322,20 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_split_heads_matches_cpu_twin() {
-        let Some(gpu) = crate::testing::gpu_device("gpu_split_heads_matches_cpu_twin") else {
+        let Some(dev) = crate::testing::gpu_device("gpu_split_heads_matches_cpu_twin") else {
             return;
         };
-        let cpu = Device::Cpu;
-        let (b, p, h, g, e) = (3, 17, 8, 2, 64);
-        let width = (h + 2 * g) * e;
-        let x = Tensor::from_vec(data(b * p * width, 0.3), (b, p, width), &cpu).unwrap();
-        for dt in [DType::F32, DType::BF16, DType::F16] {
-            let xt = x.to_dtype(dt).unwrap();
-            for (rot, dims) in [(e, vec![p, e / 2]), (e / 2, vec![b, p, e / 4]), (0, vec![])] {
-                let n: usize = dims.iter().product();
-                let table = |seed| {
-                    Tensor::from_vec(data(n, seed), dims.clone(), &cpu)
-                        .unwrap()
-                        .to_dtype(dt)
-                        .unwrap()
-                };
-                let (cos, sin) = (table(0.7), table(2.1));
-                for s in [
-                    HeadSlice {
-                        col0: 0,
-                        heads: h,
-                        head_dim: e,
-                    },
-                    HeadSlice {
-                        col0: (h + g) * e,
-                        heads: g,
-                        head_dim: e,
-                    },
-                ] {
-                    let rope = |c, s| {
-                        (rot > 0).then_some(Rotary {
-                            cos: c,
-                            sin: s,
-                            rotary_dim: rot,
-                        })
-                    };
-                    let want = split_heads(&xt, s, rope(&cos, &sin)).unwrap();
-                    let on = |t: &Tensor| t.to_device(&gpu).unwrap();
-                    let (gc, gs) = (on(&cos), on(&sin));
-                    let got = split_heads(&on(&xt), s, rope(&gc, &gs)).unwrap();
-                    // f32: the same products (FMA contraction may differ, ~1e-6 of |v| ≤ 8);
-                    // bf16/f16: one ulp
-                    crate::testing::assert_close(
-                        &got,
-                        &want,
-                        dt,
-                        [1e-5, 0.07, 0.01],
-                        &format!("rot {rot} {s:?}"),
-                    );
-                }
-            }
-        }
+        let gpu = |t: &Tensor| t.to_device(&dev);
+        crate::conformance::split_heads(|x, slice, rotary| {
+            let tables =
+                rotary.map(|r| Ok::<_, candle_core::Error>((gpu(r.cos)?, gpu(r.sin)?, r.rotary_dim)));
+            let tables = tables.transpose()?;
+            let rotary = tables.as_ref().map(|(cos, sin, rotary_dim)| Rotary {
+                cos,
+                sin,
+                rotary_dim: *rotary_dim,
+            });
+            split_heads(&gpu(x)?, slice, rotary)
+        });
     }
 }

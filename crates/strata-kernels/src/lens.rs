@@ -23,7 +23,8 @@ pub struct LensRow {
 pub const LENS_COLUMNS: [&str; 6] = ["rank", "prob", "logit", "entropy", "kl", "logsumexp"];
 
 impl LensRow {
-    fn from_slice(v: &[f32]) -> Self {
+    /// One row of [`lens_stats_tensor`]'s output (columns [`LENS_COLUMNS`]).
+    pub fn from_slice(v: &[f32]) -> Self {
         LensRow {
             rank: v[0] as u32,
             prob: v[1],
@@ -246,28 +247,8 @@ impl CustomOp3 for LensStatsOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::{assert_rows_close, lens_case as case, log_softmax_naive};
     use candle_core::Device;
-
-    /// Deterministic pseudo-random logits with a wide range, some ties and a -inf.
-    pub(crate) fn sample(rows: usize, vocab: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..rows * vocab)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (((x >> 33) as f64 / (1u64 << 31) as f64) * 24.0 - 12.0) as f32
-            })
-            .collect()
-    }
-
-    fn log_softmax_naive(z: &[f32]) -> Vec<f64> {
-        let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
-        let sum: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
-        z.iter().map(|&v| v as f64 - m - sum.ln()).collect()
-    }
 
     /// The obvious formulas: softmax tensor, rank by sorting, H = -Σ q log q, KL = Σ p (log p - log q).
     fn naive(z: &[f32], lf: &[f32], target: usize) -> LensRow {
@@ -310,44 +291,6 @@ mod tests {
 
     fn close(a: f32, b: f32, tol: f32) -> bool {
         a == b || (a - b).abs() <= tol * (1.0 + b.abs())
-    }
-
-    pub(crate) fn assert_rows_close(got: &[LensRow], want: &[LensRow], tol: f32, what: &str) {
-        assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert_eq!(g.rank, w.rank, "{what} row {i}: rank {g:?} vs {w:?}");
-            for (name, a, b) in [
-                ("prob", g.prob, w.prob),
-                ("logit", g.logit, w.logit),
-                ("entropy", g.entropy, w.entropy),
-                ("kl", g.kl, w.kl),
-                ("logsumexp", g.logsumexp, w.logsumexp),
-            ] {
-                assert!(
-                    close(a, b, tol),
-                    "{what} row {i}: {name} {a} vs {b}\n{g:?}\n{w:?}"
-                );
-            }
-        }
-    }
-
-    fn case(rows: usize, vocab: usize) -> (Vec<f32>, Vec<f32>, Vec<u32>, Vec<u32>) {
-        let mut z = sample(rows, vocab, 7);
-        // ties with the target and a masked token
-        z[3] = z[5];
-        z[vocab + 1] = f32::NEG_INFINITY;
-        let n_final = 2;
-        let fin_logits = sample(n_final, vocab, 11);
-        let mut fin = Vec::new();
-        for f in fin_logits.chunks(vocab) {
-            fin.extend(log_softmax_naive(f).into_iter().map(|v| v as f32));
-        }
-        fin[2] = f32::NEG_INFINITY; // a token the model never predicts
-        let targets: Vec<u32> = (0..rows as u32)
-            .map(|r| if r == 0 { 5 } else { (r * 37) % vocab as u32 })
-            .collect();
-        let finals: Vec<u32> = (0..rows as u32).map(|r| r % 2).collect();
-        (z, fin, targets, finals)
     }
 
     #[test]
@@ -448,39 +391,8 @@ mod tests {
         let Some(dev) = crate::testing::gpu_device("gpu_lens_stats_matches_cpu_twin") else {
             return;
         };
-        // a real vocabulary size, enough rows for several blocks
-        for (rows, vocab) in [(9, 1000), (64, 49_152), (3, 262_144)] {
-            let (z, fin, targets, finals) = case(rows, vocab);
-            let zt = Tensor::from_vec(z.clone(), (rows, vocab), &Device::Cpu).unwrap();
-            let ft = Tensor::from_vec(fin.clone(), (2, vocab), &Device::Cpu).unwrap();
-            let want = lens_stats_cpu(&z, vocab, &fin, &targets, &finals);
-            let got = lens_stats(
-                &zt.to_device(&dev).unwrap(),
-                &ft.to_device(&dev).unwrap(),
-                &targets,
-                &finals,
-            )
-            .unwrap();
-            assert_rows_close(&got, &want, 1e-4, &format!("gpu f32 {rows}x{vocab}"));
-            for dt in [DType::BF16, DType::F16] {
-                let zd = zt.to_dtype(dt).unwrap();
-                let rounded: Vec<f32> = zd
-                    .to_dtype(DType::F32)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                let want = lens_stats_cpu(&rounded, vocab, &fin, &targets, &finals);
-                let got = lens_stats(
-                    &zd.to_device(&dev).unwrap(),
-                    &ft.to_device(&dev).unwrap(),
-                    &targets,
-                    &finals,
-                )
-                .unwrap();
-                assert_rows_close(&got, &want, 1e-4, &format!("gpu {dt:?} {rows}x{vocab}"));
-            }
-        }
+        crate::conformance::lens_stats(|z, fin, targets, finals| {
+            lens_stats(&z.to_device(&dev)?, &fin.to_device(&dev)?, targets, finals)
+        });
     }
 }

@@ -6,13 +6,16 @@
 //!   the CUDA kernel on a CUDA tensor (feature `cuda`) and the CPU twin on a CPU tensor;
 //! - a CPU twin on plain slices (`*_cpu`), written as plain loops: it is the reference the GPU
 //!   kernel is tested against, and is itself tested against the naive formula;
-//! - a `gpu_*` test comparing both, which needs a CUDA device (see [`testing::gpu_device`]).
+//! - a check against the twin ([`conformance`]), run on the PTX by a `gpu_*` test where a CUDA
+//!   device is present (see [`testing::gpu_device`]) and on the same `.cu` source compiled for
+//!   the CPU by the `strata-kernel-emulator` crate's tests everywhere.
 //!
 //! Without the `cuda` feature the crate compiles only the CPU twins and needs no CUDA toolkit.
 //! Metal tensors are refused with candle's "no metal implementation" error: move them to the CPU
 //! first (`to_device(&Device::Cpu)`) — untested on macOS.
 
 mod ablate;
+pub mod conformance;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod gated;

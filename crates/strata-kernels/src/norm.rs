@@ -106,9 +106,8 @@ mod tests {
     use candle_core::Device;
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (i as f32 * 0.37 + seed).sin() * 3.0 + 0.5)
-            .collect()
+        let wave = crate::conformance::wave(n, seed, 3.0);
+        wave.into_iter().map(|v| v + 0.5).collect()
     }
 
     /// The decoder's composite path on the CPU: cast to f32, candle's norm, cast back.
@@ -160,27 +159,9 @@ mod tests {
         let Some(dev) = crate::testing::gpu_device("gpu_row_norm_matches_cpu_twin") else {
             return;
         };
-        // widths below, at and above the block's 256 threads
-        for (rows, d) in [(5, 64), (3, 256), (7, 4099)] {
-            let x = Tensor::from_vec(data(rows * d, 0.9), (rows, d), &Device::Cpu).unwrap();
-            let w = Tensor::from_vec(data(d, 1.7), d, &Device::Cpu).unwrap();
-            let b = Tensor::from_vec(data(d, 0.2), d, &Device::Cpu).unwrap();
-            for bias in [None, Some(&b)] {
-                for dt in [DType::F32, DType::BF16, DType::F16] {
-                    let xt = x.to_dtype(dt).unwrap();
-                    let want = row_norm(&xt, &w, bias, 1e-6).unwrap();
-                    let on_gpu = |t: &Tensor| t.to_device(&dev).unwrap();
-                    let got = row_norm(&on_gpu(&xt), &on_gpu(&w), bias.map(on_gpu).as_ref(), 1e-6).unwrap();
-                    // f32: summation order (~1e-6 of |y| ≤ 10); bf16/f16: one ulp of |y| ≤ 10
-                    crate::testing::assert_close(
-                        &got,
-                        &want,
-                        dt,
-                        [1e-5, 0.07, 0.01],
-                        &format!("[{rows}, {d}] bias {}", bias.is_some()),
-                    );
-                }
-            }
-        }
+        let gpu = |t: &Tensor| t.to_device(&dev);
+        crate::conformance::row_norm(|x, w, b, eps| {
+            row_norm(&gpu(x)?, &gpu(w)?, b.map(gpu).transpose()?.as_ref(), eps)
+        });
     }
 }

@@ -135,22 +135,7 @@ mod tests {
     use candle_core::Device;
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.37 + seed).sin() * 9.0).collect()
-    }
-
-    /// Causal mask with the last query of each batch row also blind to key 0 (a padding key).
-    fn mask(mb: usize, q: usize, k: usize) -> Vec<f32> {
-        let mut m = vec![0f32; mb * q * k];
-        for b in 0..mb {
-            for qi in 0..q {
-                for ki in 0..k {
-                    if ki > qi + (k - q) || (qi == q - 1 && ki == 0 && b % 2 == 1) {
-                        m[(b * q + qi) * k + ki] = f32::NEG_INFINITY;
-                    }
-                }
-            }
-        }
-        m
+        crate::conformance::wave(n, seed, 9.0)
     }
 
     /// softmax(softcap(s · scale) + mask) in f64, row by row.
@@ -190,7 +175,7 @@ mod tests {
         let (b, h, q, k) = (2, 3, 5, 7);
         let s = data(b * h * q * k, 0.4);
         for (mb, cap) in [(b, None), (b, Some(3.0f32)), (1, Some(50.0))] {
-            let m = mask(mb, q, k);
+            let m = crate::conformance::causal_mask(mb, q, k);
             let st = Tensor::from_vec(s.clone(), (b, h, q, k), &Device::Cpu).unwrap();
             let mt = Tensor::from_vec(m.clone(), (mb, 1, q, k), &Device::Cpu).unwrap();
             let got: Vec<f32> = masked_softmax(&st, &mt, 0.3, cap)
@@ -212,7 +197,12 @@ mod tests {
         }
         // masked keys get exactly zero
         let st = Tensor::from_vec(s.clone(), (b, h, q, k), &Device::Cpu).unwrap();
-        let mt = Tensor::from_vec(mask(b, q, k), (b, 1, q, k), &Device::Cpu).unwrap();
+        let mt = Tensor::from_vec(
+            crate::conformance::causal_mask(b, q, k),
+            (b, 1, q, k),
+            &Device::Cpu,
+        )
+        .unwrap();
         let p: Vec<f32> = masked_softmax(&st, &mt, 1.0, None)
             .unwrap()
             .flatten_all()
@@ -239,38 +229,9 @@ mod tests {
         let Some(dev) = crate::testing::gpu_device("gpu_masked_softmax_matches_cpu_twin") else {
             return;
         };
-        // k below and above the kernel's register cache (128 threads x 16 values)
-        for ((b, h, q, k), mb, cap) in [
-            ((2, 4, 33, 33), 2, None),
-            ((3, 2, 7, 600), 1, Some(50.0f32)),
-            ((1, 2, 3, 5000), 1, None),
-        ] {
-            let s = data(b * h * q * k, 0.7);
-            let m = mask(mb, q, k);
-            let mt = Tensor::from_vec(m, (mb, 1, q, k), &Device::Cpu).unwrap();
-            for dt in [DType::F32, DType::BF16, DType::F16] {
-                let st = Tensor::from_vec(s.clone(), (b, h, q, k), &Device::Cpu)
-                    .unwrap()
-                    .to_dtype(dt)
-                    .unwrap();
-                let want = masked_softmax(&st, &mt, 0.125, cap).unwrap();
-                let got = masked_softmax(
-                    &st.to_device(&dev).unwrap(),
-                    &mt.to_device(&dev).unwrap(),
-                    0.125,
-                    cap,
-                )
-                .unwrap();
-                // f32: summation order and CUDA's expf/tanhf (~1e-6 relative of p ≤ 1);
-                // bf16/f16: one ulp of p ≤ 1
-                crate::testing::assert_close(
-                    &got,
-                    &want,
-                    dt,
-                    [1e-6, 0.004, 0.0005],
-                    &format!("[{b}, {h}, {q}, {k}]"),
-                );
-            }
-        }
+        let gpu = |t: &Tensor| t.to_device(&dev);
+        crate::conformance::masked_softmax(|scores, mask, scale, cap| {
+            masked_softmax(&gpu(scores)?, &gpu(mask)?, scale, cap)
+        });
     }
 }

@@ -1,0 +1,51 @@
+// Host stand-in for the CUDA language features strata's kernels use, force-included before each
+// kernels/*.cu when it is compiled as C++ for the CPU (see build.rs). Every CUDA thread of a block
+// is a fiber on the launching OS thread; __syncthreads and the warp shuffles are real barriers
+// between those fibers (launch.cpp), so a kernel's indexing, reductions and synchronisation run
+// as written. Not emulated: the memory model (no data race detection), the warp's lock-step
+// execution beyond the shuffles, and CUDA's math-library rounding (host libm is used).
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// Shared memory: one instance per OS thread; a launch runs all its fibers on one OS thread and
+// its blocks one after another, so each block sees its own (launches on other threads, too).
+#define __shared__ static thread_local
+
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace strata_emulation {
+// The calling fiber waits until every live thread of its block (or warp) has arrived.
+void sync_block();
+void sync_warp();
+// This thread's slot in the block's shuffle buffer, and the slot of `lane` in its warp.
+uint64_t &shuffle_slot();
+uint64_t &shuffle_slot_of_lane(unsigned lane);
+} // namespace strata_emulation
+
+inline void __syncthreads() { strata_emulation::sync_block(); }
+
+template <typename T> T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask, int width = 32) {
+    static_assert(sizeof(T) <= sizeof(uint64_t), "shuffles move up to 8 bytes");
+    (void)width;
+    memcpy(&strata_emulation::shuffle_slot(), &v, sizeof(T));
+    strata_emulation::sync_warp();
+    const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+    T r;
+    memcpy(&r, &strata_emulation::shuffle_slot_of_lane(lane ^ (unsigned)lane_mask), sizeof(T));
+    strata_emulation::sync_warp(); // nobody overwrites a slot before every lane has read it
+    return r;
+}
+
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float normcdff(float x) { return 0.5f * erfcf(-x * (float)M_SQRT1_2); }

@@ -1,0 +1,151 @@
+// The launcher of the host emulation (see cuda_emulation.h): runs a kernel body for every thread
+// of every block, each thread a ucontext fiber, scheduled round-robin on the calling OS thread.
+#include "cuda_emulation.h"
+
+#include <stdlib.h>
+#include <ucontext.h>
+#include <vector>
+
+thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace strata_emulation {
+namespace {
+
+constexpr size_t STACK_BYTES = 256 * 1024;
+
+// Threads of a group (block or warp) still running, how many of them wait, and a generation
+// number that moves on each time they have all arrived.
+struct Barrier {
+    unsigned alive = 0, arrived = 0, generation = 0;
+};
+
+struct Fiber {
+    ucontext_t context;
+    std::vector<char> stack;
+    dim3 index;
+    bool done = false;
+};
+
+struct Block {
+    void (*body)(void *) = nullptr;
+    void *user = nullptr;
+    ucontext_t scheduler;
+    std::vector<Fiber> fibers;
+    Barrier block;
+    std::vector<Barrier> warps;
+    std::vector<uint64_t> shuffle;
+    unsigned current = 0;
+    uint64_t progress = 0; // arrivals, releases and exits: a pass without any is a deadlock
+};
+
+thread_local Block *running = nullptr;
+
+void release_if_complete(Barrier &b) {
+    if (b.arrived > 0 && b.arrived == b.alive) {
+        b.arrived = 0;
+        b.generation++;
+        running->progress++;
+    }
+}
+
+void wait(Barrier &b) {
+    Block &blk = *running;
+    const unsigned generation = b.generation;
+    b.arrived++;
+    blk.progress++;
+    release_if_complete(b);
+    while (b.generation == generation) swapcontext(&blk.fibers[blk.current].context, &blk.scheduler);
+}
+
+void fiber_main();
+
+// Separate and not inlined: getcontext returns twice, which must not concern the launcher's loop.
+__attribute__((noinline)) void start_fiber(Fiber &f, ucontext_t *scheduler) {
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack.data();
+    f.context.uc_stack.ss_size = f.stack.size();
+    f.context.uc_link = scheduler;
+    makecontext(&f.context, fiber_main, 0);
+}
+
+void fiber_main() {
+    Block &blk = *running;
+    blk.body(blk.user);
+    Fiber &f = blk.fibers[blk.current];
+    f.done = true;
+    blk.progress++;
+    blk.block.alive--;
+    release_if_complete(blk.block);
+    Barrier &w = blk.warps[blk.current / 32];
+    w.alive--;
+    release_if_complete(w);
+    // returns to the scheduler through uc_link
+}
+
+} // namespace
+
+void sync_block() { wait(running->block); }
+void sync_warp() { wait(running->warps[running->current / 32]); }
+uint64_t &shuffle_slot() { return running->shuffle[running->current]; }
+uint64_t &shuffle_slot_of_lane(unsigned lane) {
+    return running->shuffle[running->current / 32 * 32 + lane];
+}
+
+} // namespace strata_emulation
+
+using namespace strata_emulation;
+
+// Runs `body(user)` as every thread of a `grid` x `block` launch. Returns 0, 1 when the threads
+// of a block deadlock on a barrier, 2 for an empty or oversized launch.
+extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t block[3],
+                                     void (*body)(void *), void *user) {
+    const unsigned threads = block[0] * block[1] * block[2];
+    if (threads == 0 || threads > 1024 || grid[0] * grid[1] * grid[2] == 0) return 2;
+    Block blk;
+    blk.body = body;
+    blk.user = user;
+    blk.fibers.resize(threads);
+    for (Fiber &f : blk.fibers) f.stack.resize(STACK_BYTES);
+    blk.shuffle.resize((threads + 31) / 32 * 32);
+    Block *outer = running;
+    running = &blk;
+    const dim3 saved_grid = gridDim, saved_block = blockDim, saved_index = blockIdx;
+    gridDim = {grid[0], grid[1], grid[2]};
+    blockDim = {block[0], block[1], block[2]};
+    int status = 0;
+    for (unsigned bz = 0; bz < grid[2] && status == 0; bz++)
+        for (unsigned by = 0; by < grid[1] && status == 0; by++)
+            for (unsigned bx = 0; bx < grid[0] && status == 0; bx++) {
+                blockIdx = {bx, by, bz};
+                blk.block = {threads, 0, 0};
+                blk.warps.assign((threads + 31) / 32, Barrier{});
+                for (unsigned t = 0; t < threads; t++) {
+                    Fiber &f = blk.fibers[t];
+                    f.index = {t % block[0], t / block[0] % block[1], t / (block[0] * block[1])};
+                    f.done = false;
+                    blk.warps[t / 32].alive++;
+                    start_fiber(f, &blk.scheduler);
+                }
+                unsigned live = threads;
+                while (live > 0) {
+                    const uint64_t before = blk.progress;
+                    for (unsigned t = 0; t < threads; t++) {
+                        Fiber &f = blk.fibers[t];
+                        if (f.done) continue;
+                        blk.current = t;
+                        threadIdx = f.index;
+                        swapcontext(&blk.scheduler, &f.context);
+                        if (f.done) live--;
+                    }
+                    if (live > 0 && blk.progress == before) {
+                        status = 1;
+                        break;
+                    }
+                }
+            }
+    gridDim = saved_grid;
+    blockDim = saved_block;
+    blockIdx = saved_index;
+    running = outer;
+    return status;
+}

@@ -1,0 +1,351 @@
+//! strata's CUDA kernels (`kernels/*.cu`) run on the CPU, so that their code — indexing, block
+//! reductions, `__syncthreads` and warp shuffles, dtype conversions — is tested against the CPU
+//! twins on every machine, not only where a GPU happens to be lent.
+//!
+//! build.rs compiles the `.cu` sources as host C++ with stand-ins for the CUDA language
+//! (`cpp/cuda_emulation.h`); [`launch`] runs a kernel's body once per CUDA thread, each thread a
+//! fiber scheduled on the calling OS thread, with real barriers for `__syncthreads` and the
+//! shuffles. Each function below launches its kernel with the grid, block and arguments that
+//! `strata-kernels`' CUDA launcher (`crates/strata-kernels/src/cuda.rs`) uses, on CPU tensors,
+//! and has the signature of the matching `strata_kernels` tensor function, so the same
+//! [`strata_kernels::conformance`] checks run on the emulated and on the real GPU kernels.
+//!
+//! Not covered here (the `gpu_*` tests on a GPU cover them): PTX compilation, the device memory
+//! model and data races, and CUDA's math-library rounding (host libm is used).
+use std::ffi::c_void;
+
+use candle_core::{bail, DType, Device, Result, Tensor, WithDType, D};
+use half::{bf16, f16};
+use strata_kernels::{GatedAct, HeadSlice, LensRow, Rotary};
+
+extern "C" {
+    fn strata_emulate_launch(
+        grid: *const u32,
+        block: *const u32,
+        body: extern "C" fn(*mut c_void),
+        user: *mut c_void,
+    ) -> i32;
+}
+
+/// Runs `thread` as every CUDA thread of a one-dimensional `grid × block` launch; inside it,
+/// `threadIdx`, `blockIdx`, `blockDim` and `gridDim` are those of the emulated thread.
+pub fn launch<F: Fn()>(grid: u32, block: u32, thread: F) -> Result<()> {
+    extern "C" fn trampoline<F: Fn()>(user: *mut c_void) {
+        // SAFETY: `user` is the `&F` passed below, alive for the whole launch.
+        unsafe { (*(user as *const F))() }
+    }
+    let (g, b) = ([grid, 1, 1], [block, 1, 1]);
+    // SAFETY: the launcher calls `trampoline` only during this call, on this OS thread.
+    let status = unsafe {
+        strata_emulate_launch(
+            g.as_ptr(),
+            b.as_ptr(),
+            trampoline::<F>,
+            &thread as *const F as *mut c_void,
+        )
+    };
+    match status {
+        0 => Ok(()),
+        1 => bail!("emulated launch <<<{grid}, {block}>>>: the threads of a block deadlock on a barrier"),
+        _ => bail!("emulated launch <<<{grid}, {block}>>>: empty grid or more than 1024 threads per block"),
+    }
+}
+
+/// The kernels' host symbols for one element type, as declared in `kernels/*.cu`.
+macro_rules! declare_kernels {
+    ($module:ident, $t:ty, $suffix:literal) => {
+        mod $module {
+            type T = $t;
+            extern "C" {
+                #[link_name = concat!("lens_stats_", $suffix)]
+                pub fn lens_stats(
+                    z: *const T,
+                    fin: *const f32,
+                    idx: *const u32,
+                    out: *mut f32,
+                    rows: u32,
+                    vocab: u32,
+                );
+                #[link_name = concat!("scatter_patches_", $suffix)]
+                pub fn scatter_patches(
+                    dst: *mut T,
+                    vals: *const T,
+                    idx: *const u32,
+                    n: u32,
+                    seq: u32,
+                    d: u32,
+                );
+                #[link_name = concat!("ablate_heads_", $suffix)]
+                pub fn ablate_heads(
+                    z: *const T,
+                    keep: *const f32,
+                    repl: *const T,
+                    out: *mut T,
+                    batch: u32,
+                    seq: u32,
+                    heads: u32,
+                    dh: u32,
+                );
+                #[link_name = concat!("gated_act_", $suffix)]
+                pub fn gated_act(x: *const T, out: *mut T, rows: u32, m: u32, act: u32);
+                #[link_name = concat!("masked_softmax_", $suffix)]
+                pub fn masked_softmax(
+                    scores: *const T,
+                    mask: *const f32,
+                    out: *mut T,
+                    heads: u32,
+                    q: u32,
+                    k: u32,
+                    mask_batch: u32,
+                    scale: f32,
+                    cap: f32,
+                );
+                #[link_name = concat!("row_norm_", $suffix)]
+                pub fn row_norm(x: *const T, affine: *const f32, y: *mut T, cols: u32, eps: f32, center: u32);
+                #[link_name = concat!("split_heads_", $suffix)]
+                pub fn split_heads(
+                    x: *const T,
+                    cos: *const T,
+                    sin: *const T,
+                    out: *mut T,
+                    batch: u32,
+                    heads: u32,
+                    pos: u32,
+                    e: u32,
+                    width: u32,
+                    col0: u32,
+                    rot: u32,
+                    cos_batch: u32,
+                );
+            }
+        }
+    };
+}
+declare_kernels!(kernels_f32, f32, "f32");
+declare_kernels!(kernels_bf16, half::bf16, "bf16");
+declare_kernels!(kernels_f16, half::f16, "f16");
+
+/// Evaluates `$body` with `$t` the element type of `$dt` and `$k` the module of its kernels.
+macro_rules! with_kernels {
+    ($dt:expr, |$t:ident, $k:ident| $body:block) => {
+        match $dt {
+            DType::F32 => {
+                type $t = f32;
+                use kernels_f32 as $k;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                use kernels_bf16 as $k;
+                $body
+            }
+            DType::F16 => {
+                type $t = f16;
+                use kernels_f16 as $k;
+                $body
+            }
+            other => bail!("the kernels take f32, bf16 or f16, got {other:?}"),
+        }
+    };
+}
+
+/// Threads per block of cudarc's `LaunchConfig::for_num_elems`, which cuda.rs uses for the
+/// elementwise kernels.
+const ELEMENTWISE_BLOCK: u32 = 1024;
+
+fn elementwise(n: usize, thread: impl Fn()) -> Result<()> {
+    launch((n as u32).div_ceil(ELEMENTWISE_BLOCK), ELEMENTWISE_BLOCK, thread)
+}
+
+fn host<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
+    t.flatten_all()?.to_vec1::<T>()
+}
+
+fn zeros<T: WithDType>(n: usize) -> Vec<T> {
+    vec![T::zero(); n]
+}
+
+/// [`strata_kernels::lens_stats`] by `kernels/lens_stats.cu`: one 256-thread block per row.
+pub fn lens_stats(
+    logits: &Tensor,
+    final_logp: &Tensor,
+    targets: &[u32],
+    final_rows: &[u32],
+) -> Result<Vec<LensRow>> {
+    let (rows, vocab) = logits.dims2()?;
+    let fin = host::<f32>(&final_logp.to_dtype(DType::F32)?)?;
+    let idx: Vec<u32> = targets
+        .iter()
+        .zip(final_rows)
+        .flat_map(|(&t, &f)| [t, f])
+        .collect();
+    if idx.len() != 2 * rows {
+        bail!(
+            "lens_stats: {rows} rows, {} targets, {} final rows",
+            targets.len(),
+            final_rows.len()
+        );
+    }
+    let mut out = zeros::<f32>(rows * 6);
+    let (o, (r, v)) = (out.as_mut_ptr(), (rows as u32, vocab as u32));
+    with_kernels!(logits.dtype(), |T, k| {
+        let z = host::<T>(logits)?;
+        // SAFETY: the argument list of lens_stats_* in kernels/lens_stats.cu, buffers of the sizes it reads.
+        launch(r, 256, || unsafe {
+            k::lens_stats(z.as_ptr(), fin.as_ptr(), idx.as_ptr(), o, r, v)
+        })?;
+    });
+    Ok(out.chunks(6).map(LensRow::from_slice).collect())
+}
+
+/// [`strata_kernels::scatter_patches`] by `kernels/scatter_patches.cu`, returning the patched
+/// copy of `dst` (the kernel writes in place; tensors here are immutable).
+pub fn scatter_patches(dst: &Tensor, values: &Tensor, rows: &[u32], positions: &[u32]) -> Result<Tensor> {
+    let (_, seq, d) = dst.dims3()?;
+    let n = rows.len();
+    let idx: Vec<u32> = rows.iter().zip(positions).flat_map(|(&r, &p)| [r, p]).collect();
+    let (nn, s, dd) = (n as u32, seq as u32, d as u32);
+    with_kernels!(dst.dtype(), |T, k| {
+        let mut x = host::<T>(dst)?;
+        let vals = host::<T>(&values.to_dtype(dst.dtype())?)?;
+        let xp = x.as_mut_ptr();
+        // SAFETY: the argument list of scatter_patches_* in kernels/scatter_patches.cu.
+        elementwise(n * d, || unsafe {
+            k::scatter_patches(xp, vals.as_ptr(), idx.as_ptr(), nn, s, dd)
+        })?;
+        Tensor::from_vec(x, dst.shape(), &Device::Cpu)
+    })
+}
+
+/// [`strata_kernels::ablate_heads`] by `kernels/ablate_heads.cu`.
+pub fn ablate_heads(z: &Tensor, keep: &Tensor, repl: &Tensor) -> Result<Tensor> {
+    let (batch, seq, heads, dh) = z.dims4()?;
+    let keep = host::<f32>(keep)?;
+    let n = z.elem_count();
+    let dims = [batch, seq, heads, dh].map(|v| v as u32);
+    with_kernels!(z.dtype(), |T, k| {
+        let (zv, rv) = (host::<T>(z)?, host::<T>(repl)?);
+        let mut out = zeros::<T>(n);
+        let o = out.as_mut_ptr();
+        // SAFETY: the argument list of ablate_heads_* in kernels/ablate_heads.cu.
+        elementwise(n, || unsafe {
+            k::ablate_heads(
+                zv.as_ptr(),
+                keep.as_ptr(),
+                rv.as_ptr(),
+                o,
+                dims[0],
+                dims[1],
+                dims[2],
+                dims[3],
+            )
+        })?;
+        Tensor::from_vec(out, z.shape(), &Device::Cpu)
+    })
+}
+
+/// [`strata_kernels::gated_act`] by `kernels/gated_act.cu`.
+pub fn gated_act(x: &Tensor, act: GatedAct) -> Result<Tensor> {
+    let m = x.dim(D::Minus1)? / 2;
+    let n = x.elem_count() / 2;
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().unwrap() = m;
+    let (rows, mm) = ((n / m.max(1)) as u32, m as u32);
+    with_kernels!(x.dtype(), |T, k| {
+        let xv = host::<T>(x)?;
+        let mut out = zeros::<T>(n);
+        let o = out.as_mut_ptr();
+        // SAFETY: the argument list of gated_act_* in kernels/gated_act.cu.
+        elementwise(n, || unsafe {
+            k::gated_act(xv.as_ptr(), o, rows, mm, act as u32)
+        })?;
+        Tensor::from_vec(out, dims, &Device::Cpu)
+    })
+}
+
+/// [`strata_kernels::masked_softmax`] by `kernels/masked_softmax.cu`: one 128-thread block per
+/// row of scores.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f32, softcap: Option<f32>) -> Result<Tensor> {
+    let (b, heads, q, k_len) = scores.dims4()?;
+    let mask_batch = mask.dim(0)? as u32;
+    let mask = host::<f32>(mask)?;
+    let n = scores.elem_count();
+    let (h, qq, kk, cap) = (heads as u32, q as u32, k_len as u32, softcap.unwrap_or(0.0));
+    with_kernels!(scores.dtype(), |T, k| {
+        let s = host::<T>(scores)?;
+        let mut out = zeros::<T>(n);
+        let o = out.as_mut_ptr();
+        // SAFETY: the argument list of masked_softmax_* in kernels/masked_softmax.cu.
+        launch((b * heads * q) as u32, 128, || unsafe {
+            k::masked_softmax(s.as_ptr(), mask.as_ptr(), o, h, qq, kk, mask_batch, scale, cap)
+        })?;
+        Tensor::from_vec(out, scores.shape(), &Device::Cpu)
+    })
+}
+
+/// [`strata_kernels::row_norm`] by `kernels/row_norm.cu`: one 256-thread block per row.
+pub fn row_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    let cols = x.dim(D::Minus1)?;
+    let rows = x.elem_count() / cols.max(1);
+    let mut affine = host::<f32>(weight)?;
+    if let Some(b) = bias {
+        affine.extend(host::<f32>(b)?);
+    }
+    let center = u32::from(bias.is_some());
+    with_kernels!(x.dtype(), |T, k| {
+        let xv = host::<T>(x)?;
+        let mut out = zeros::<T>(xv.len());
+        let o = out.as_mut_ptr();
+        // SAFETY: the argument list of row_norm_* in kernels/row_norm.cu.
+        launch(rows as u32, 256, || unsafe {
+            k::row_norm(xv.as_ptr(), affine.as_ptr(), o, cols as u32, eps, center)
+        })?;
+        Tensor::from_vec(out, x.shape(), &Device::Cpu)
+    })
+}
+
+/// [`strata_kernels::split_heads`] by `kernels/split_heads.cu`.
+pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result<Tensor> {
+    let (b, p, width) = x.dims3()?;
+    let HeadSlice {
+        col0,
+        heads,
+        head_dim,
+    } = slice;
+    let n = b * heads * p * head_dim;
+    let (rot, cos_batch) = match &rope {
+        Some(r) if r.cos.rank() == 3 => (r.rotary_dim, r.cos.dim(0)?),
+        Some(r) => (r.rotary_dim, 1),
+        None => (0, 1),
+    };
+    let args = [b, heads, p, head_dim, width, col0, rot, cos_batch].map(|v| v as u32);
+    with_kernels!(x.dtype(), |T, k| {
+        let xv = host::<T>(x)?;
+        let (cos, sin) = match &rope {
+            Some(r) => (host::<T>(r.cos)?, host::<T>(r.sin)?),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut out = zeros::<T>(n);
+        let o = out.as_mut_ptr();
+        let [bb, h, pp, e, w, c0, r, cb] = args;
+        // SAFETY: the argument list of split_heads_* in kernels/split_heads.cu; the tables are
+        // read only when rot > 0.
+        elementwise(n, || unsafe {
+            k::split_heads(
+                xv.as_ptr(),
+                cos.as_ptr(),
+                sin.as_ptr(),
+                o,
+                bb,
+                h,
+                pp,
+                e,
+                w,
+                c0,
+                r,
+                cb,
+            )
+        })?;
+        Tensor::from_vec(out, (b, heads, p, head_dim), &Device::Cpu)
+    })
+}
