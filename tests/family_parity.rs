@@ -44,11 +44,21 @@ fn ids(t: &Tensor) -> Vec<Vec<u32>> {
         .unwrap()
 }
 
-fn check_family(family: &str) -> (f32, f32, String) {
-    let model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
+fn load(family: &str, fused: bool) -> Model {
+    let mut model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
+    if fused {
+        model.decoder = model.decoder.with_fused_kernels();
+    }
+    model
+}
+
+/// Logits and the hook points `cached` of the reference prompt against transformers; returns
+/// the logits' error and the worst hook point's.
+fn check_family(family: &str, fused: bool, cached: fn(HookPoint) -> bool) -> (f32, f32, String) {
+    let model = load(family, fused);
     let refs = reference(family);
     let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
-    let mut cache = ActivationCache::new(|_| true);
+    let mut cache = ActivationCache::new(cached);
     let logits = model.decoder.forward(&batch, &mut cache).unwrap();
     let logit_err = max_abs_diff(&logits, &refs["logits"]);
     assert!(
@@ -58,7 +68,10 @@ fn check_family(family: &str) -> (f32, f32, String) {
 
     let learned = model.config.positional_scheme() == "learned";
     let (mut worst, mut worst_name) = (0f32, String::new());
-    for point in HookPoint::all(model.config.n_layers, learned) {
+    for point in HookPoint::all(model.config.n_layers, learned)
+        .into_iter()
+        .filter(|&p| cached(p))
+    {
         let name = point.to_string();
         let expected = refs
             .get(&name)
@@ -76,11 +89,37 @@ fn check_family(family: &str) -> (f32, f32, String) {
     (logit_err, worst, worst_name)
 }
 
+/// Right- and left-padded two-prompt batches: each row's logits on its real tokens equal the
+/// unpadded prompt's in transformers.
+fn check_padded_batches(family: &str, fused: bool) {
+    let model = load(family, fused);
+    let refs = reference(family);
+    for (ids_key, mask_key) in [("batch_ids", "batch_mask"), ("batch_left_ids", "batch_left_mask")] {
+        let mask: Vec<Vec<bool>> = ids(&refs[mask_key])
+            .into_iter()
+            .map(|r| r.into_iter().map(|m| m == 1).collect())
+            .collect();
+        let batch = TokenBatch::from_mask(ids(&refs[ids_key]), mask.clone()).unwrap();
+        let logits = model.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
+        for row in 0..2 {
+            let real: Vec<usize> = (0..mask[row].len()).filter(|&p| mask[row][p]).collect();
+            let got = logits
+                .i((row, real[0]..real[real.len() - 1] + 1))
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let expected = &refs[&format!("batch_logits_{row}")];
+            let err = max_abs_diff(&got, expected);
+            assert!(err <= tolerance(expected), "{family} {ids_key} row {row}: {err}");
+        }
+    }
+}
+
 #[test]
 fn every_family_matches_transformers_at_every_hook() {
     println!("| family | max abs err logits | worst hook | its max abs err |");
     for family in FAMILIES {
-        let (logit_err, worst, name) = check_family(family);
+        let (logit_err, worst, name) = check_family(family, false, |_| true);
         println!("| {family} | {logit_err:.2e} | {name} | {worst:.2e} |");
     }
 }
@@ -88,27 +127,24 @@ fn every_family_matches_transformers_at_every_hook() {
 #[test]
 fn padded_batches_give_each_prompts_unpadded_result() {
     for family in FAMILIES {
-        let model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
-        let refs = reference(family);
-        for (ids_key, mask_key) in [("batch_ids", "batch_mask"), ("batch_left_ids", "batch_left_mask")] {
-            let mask: Vec<Vec<bool>> = ids(&refs[mask_key])
-                .into_iter()
-                .map(|r| r.into_iter().map(|m| m == 1).collect())
-                .collect();
-            let batch = TokenBatch::from_mask(ids(&refs[ids_key]), mask.clone()).unwrap();
-            let logits = model.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
-            for row in 0..2 {
-                let real: Vec<usize> = (0..mask[row].len()).filter(|&p| mask[row][p]).collect();
-                let got = logits
-                    .i((row, real[0]..real[real.len() - 1] + 1))
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap();
-                let expected = &refs[&format!("batch_logits_{row}")];
-                let err = max_abs_diff(&got, expected);
-                assert!(err <= tolerance(expected), "{family} {ids_key} row {row}: {err}");
-            }
-        }
+        check_padded_batches(family, false);
+    }
+}
+
+/// The path a GPU takes — strata's fused kernels (row norms, heads split and rotated out of the
+/// qkv projection, masked softmax, gated activation), here as their CPU twins — against
+/// transformers on every family: the decoder's use of the kernels (head slices, rotary tables
+/// shared by the batch or per row, batch masks) is checked without a GPU. Hook points whose
+/// hooks would turn a kernel off (q, k, v, attention scores, MLP pre-activation) are not cached.
+#[test]
+fn fused_kernel_path_matches_transformers() {
+    use HookPoint::{AttnScores, MlpPre, K, Q, V};
+    let keeps_fusion = |p: HookPoint| !matches!(p, Q(_) | K(_) | V(_) | AttnScores(_) | MlpPre(_));
+    println!("| family | max abs err logits | worst hook | its max abs err |");
+    for family in FAMILIES {
+        let (logit_err, worst, name) = check_family(family, true, keeps_fusion);
+        println!("| {family} | {logit_err:.2e} | {name} | {worst:.2e} |");
+        check_padded_batches(family, true);
     }
 }
 

@@ -59,9 +59,8 @@ struct Norm {
 }
 
 impl Norm {
-    /// `differentiable`: the same math from basic ops (the fused kernels have no backward).
-    fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
-        if x.device().is_cuda() && !differentiable {
+    fn forward(&self, x: &Tensor, path: OpPath) -> Result<Tensor> {
+        if path == OpPath::Fused {
             // The same f32 math in one kernel pass, without f32 copies of the activations.
             return Ok(strata_kernels::row_norm(
                 x,
@@ -72,6 +71,7 @@ impl Norm {
         }
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?.contiguous()?;
+        let differentiable = path == OpPath::Differentiable;
         let y = match (&self.bias, differentiable) {
             (Some(b), false) => candle_nn::ops::layer_norm(&x32, &self.weight, b, self.eps)?,
             (None, false) => candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?,
@@ -80,6 +80,17 @@ impl Norm {
         };
         Ok(y.to_dtype(dtype)?)
     }
+}
+
+/// How a forward computes the steps that strata's fused kernels can replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpPath {
+    /// strata's fused kernels (CUDA; their CPU twins elsewhere), where no hook needs what they skip.
+    Fused,
+    /// candle's ops, with candle-nn's fused norm / softmax / rope kernels.
+    Composite,
+    /// Basic ops only, which candle can backpropagate through.
+    Differentiable,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +215,8 @@ pub struct HookedDecoder {
     device: Device,
     /// Forward built from ops that candle can differentiate (see [`Self::differentiable`]).
     differentiable: bool,
+    /// The fused kernels' path on the CPU too (see [`Self::with_fused_kernels`]).
+    fused_on_cpu: bool,
 }
 
 /// Tensor names of one family's checkpoint layout.
@@ -461,6 +474,7 @@ impl HookedDecoder {
             device: vb.device().clone(),
             config,
             differentiable: false,
+            fused_on_cpu: false,
         })
     }
 
@@ -490,11 +504,31 @@ impl HookedDecoder {
         &self.device
     }
 
-    /// Whether strata's fused CUDA kernels may replace composite ops (on CUDA, outside the
-    /// differentiable mode: they have no backward); each is used only where no hook needs the
-    /// activations it skips.
+    /// A copy (weights shared) whose forward takes the GPU's path on any device: wherever a
+    /// fused CUDA kernel runs on a GPU, its CPU twin runs here. Slower than the default CPU
+    /// forward; it exists so that the decoder's use of the kernels (head slices, rotary tables,
+    /// masks, norms) is tested against transformers on machines without a GPU.
+    pub fn with_fused_kernels(&self) -> HookedDecoder {
+        HookedDecoder {
+            fused_on_cpu: true,
+            ..self.clone()
+        }
+    }
+
+    /// strata's fused kernels on CUDA (or when asked for), outside the differentiable mode
+    /// (they have no backward); each is used only where no hook needs the activations it skips.
+    fn path(&self) -> OpPath {
+        if self.differentiable {
+            OpPath::Differentiable
+        } else if self.device.is_cuda() || self.fused_on_cpu {
+            OpPath::Fused
+        } else {
+            OpPath::Composite
+        }
+    }
+
     fn fused_kernels(&self) -> bool {
-        self.device.is_cuda() && !self.differentiable
+        self.path() == OpPath::Fused
     }
 
     /// The token embedding matrix `[vocab, d_model]` (before any family scaling).
@@ -693,7 +727,7 @@ impl HookedDecoder {
         let z = z.flatten_from(D::Minus2)?;
         let out = blk.out.forward(&z)?;
         match &blk.post_attn_norm {
-            Some(n) => n.forward(&out, self.differentiable),
+            Some(n) => n.forward(&out, self.path()),
             None => Ok(out),
         }
     }
@@ -707,7 +741,7 @@ impl HookedDecoder {
             weight: rows,
             bias: None,
         }
-        .forward(&self.ln_final.forward(resid, self.differentiable)?)?;
+        .forward(&self.ln_final.forward(resid, self.path())?)?;
         softcap(&logits, self.config.final_softcap)
     }
 
@@ -716,7 +750,7 @@ impl HookedDecoder {
         let x = visit(
             hook,
             HookPoint::LnFinal,
-            self.ln_final.forward(resid, self.differentiable)?,
+            self.ln_final.forward(resid, self.path())?,
         )?;
         let logits = Linear {
             weight: self.unembed.clone(),
@@ -732,7 +766,7 @@ impl HookedDecoder {
 
     /// The model's final norm alone (for the logit lens).
     pub fn final_norm(&self, resid: &Tensor) -> Result<Tensor> {
-        self.ln_final.forward(resid, self.differentiable)
+        self.ln_final.forward(resid, self.path())
     }
 
     /// The final norm with its scale frozen at `resid`'s (`[.., d]`), applied to `parts`
@@ -788,7 +822,7 @@ impl HookedDecoder {
         let c = &self.config;
         let (b, p, _) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
-        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.differentiable)?)?;
+        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.path())?)?;
         let qkv = blk.qkv.forward(&normed)?;
         let fused = self.fused_kernels();
         let rope = match self.rope_tables.get(blk.rope_table) {
@@ -823,8 +857,8 @@ impl HookedDecoder {
             let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
             let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
             if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
-                q = qn.forward(&q, self.differentiable)?;
-                k = kn.forward(&k, self.differentiable)?;
+                q = qn.forward(&q, self.path())?;
+                k = kn.forward(&k, self.path())?;
             }
             let q = visit(hook, HookPoint::Q(l), q)?;
             let k = visit(hook, HookPoint::K(l), k)?;
@@ -893,7 +927,7 @@ impl HookedDecoder {
     fn mlp(&self, l: usize, x: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
         let blk = &self.blocks[l];
         let c = &self.config;
-        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.differentiable)?)?;
+        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.path())?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
         let post = if c.gated_mlp && self.fused_kernels() && !hook.wants(HookPoint::MlpPre(l)) {
             // act(gate) * up in one kernel pass over the fused projection, when no hook needs the gate.
@@ -910,7 +944,7 @@ impl HookedDecoder {
         let post = visit(hook, HookPoint::MlpPost(l), post)?;
         let mut mlp_out = blk.mlp_out.forward(&post)?;
         if let Some(n) = &blk.post_mlp_norm {
-            mlp_out = n.forward(&mlp_out, self.differentiable)?;
+            mlp_out = n.forward(&mlp_out, self.path())?;
         }
         visit(hook, HookPoint::MlpOut(l), mlp_out)
     }
