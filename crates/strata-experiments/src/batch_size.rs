@@ -87,7 +87,8 @@ pub struct BatchFootprint {
     pub mlp: usize,
     /// Residual-stream-sized tensors alive in one block (input, norms, outputs, the batch copy).
     pub residual: usize,
-    /// Each run's replacement values and masks, for every hook point of a sweep.
+    /// Each run's replacement values: at most every position of one point, at the widest
+    /// activation (a sweep's run patches one site).
     pub patches: usize,
     /// The unpatched run kept for every batch: each block's input, keys and values.
     pub base_run: usize,
@@ -106,7 +107,7 @@ impl BatchFootprint {
             qkv: runs * 2 * t * (c.n_heads * c.d_head + kv_width) * elem,
             mlp: runs * t * c.d_mlp * if c.gated_mlp { 3 } else { 1 } * elem,
             residual: runs * RESIDUAL_COPIES * t * c.d_model * elem,
-            patches: runs * 2 * c.n_layers * t * widest * elem,
+            patches: runs * t * widest * elem,
             base_run: c.n_layers * t * (c.d_model + kv_width) * elem,
         }
     }

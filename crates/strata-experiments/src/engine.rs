@@ -176,83 +176,114 @@ pub fn last_residual(dec: &HookedDecoder, ids: &[u32], hook: &mut dyn Hook) -> R
     Ok(resid.i((.., ids.len() - 1, ..))?)
 }
 
-/// Per-row replacements of a batched forward: for each point, the values of every row and a
-/// 0/1 mask selecting what each row replaces.
+/// Per-row replacements of a batched suffix run (positions from `start` on, rows of the
+/// growing batch that have joined): for each point, the slices each row replaces and their
+/// values, written into a copy of the activation by `strata_kernels::scatter_patches` (on a
+/// GPU one kernel that touches only the replaced slices; no activation-sized value or mask
+/// tensor per row).
 struct RowPatches {
-    by_point: HashMap<HookPoint, (Tensor, Tensor)>,
+    by_point: HashMap<HookPoint, PointPatches>,
+    start: usize,
+}
+
+/// The replaced slices of one point. A slice is the activation's last axis at one batch row
+/// and one (position, head) of the axes in between; a patch that names no head replaces every
+/// head of its positions.
+struct PointPatches {
+    /// `[slices, width]`: the patches' values at those slices.
+    values: Tensor,
+    /// Batch row, position and head (0 without a head axis) of each slice.
+    slices: Vec<(usize, usize, usize)>,
 }
 
 impl RowPatches {
-    fn new(jobs: &[&Job]) -> Result<Self> {
-        let mut points: BTreeMap<HookPoint, Vec<Option<&Patch>>> = BTreeMap::new();
+    fn new(jobs: &[&Job], start: usize) -> Result<Self> {
+        type Parts = (Vec<Tensor>, Vec<(usize, usize, usize)>);
+        let mut parts: BTreeMap<HookPoint, Parts> = BTreeMap::new();
         for (r, job) in jobs.iter().enumerate() {
+            let mut points = std::collections::HashSet::new();
             for p in &job.patches {
-                let rows = points.entry(p.point).or_insert_with(|| vec![None; jobs.len()]);
-                if rows[r].is_some() {
+                if !points.insert(p.point) {
                     return input(format!("a job patches {} twice", p.point));
                 }
-                rows[r] = Some(p);
+                let (at, values) = patched_slices(p)?;
+                let (all_values, slices) = parts.entry(p.point).or_default();
+                all_values.push(values);
+                slices.extend(at.into_iter().map(|(pos, head)| (r, pos, head)));
             }
         }
-        let mut by_point = HashMap::new();
-        for (point, rows) in points {
-            let proto = rows.iter().flatten().next().expect("one patch").value.clone();
-            let zeros = proto.zeros_like()?;
-            let (mut values, mut masks) = (Vec::new(), Vec::new());
-            for row in &rows {
-                match row {
-                    Some(p) => {
-                        values.push(p.value.clone());
-                        masks.push(selection(point, p, proto.dims(), proto.device())?);
-                    }
-                    None => {
-                        values.push(zeros.clone());
-                        masks.push(Tensor::zeros(proto.dims(), DType::U8, proto.device())?);
-                    }
-                }
-            }
-            by_point.insert(point, (Tensor::cat(&values, 0)?, Tensor::cat(&masks, 0)?));
-        }
-        Ok(RowPatches { by_point })
+        let by_point = parts
+            .into_iter()
+            .map(|(point, (values, slices))| {
+                let values = Tensor::cat(&values, 0)?;
+                Ok((point, PointPatches { values, slices }))
+            })
+            .collect::<Result<_>>()?;
+        Ok(RowPatches { by_point, start })
     }
 }
 
-/// u8 mask `[1, ...]` of one row: 1 at the patch's positions and head.
-fn selection(point: HookPoint, p: &Patch, dims: &[usize], device: &candle_core::Device) -> Result<Tensor> {
-    let axes = point.axes();
-    let mut strides = vec![1usize; dims.len()];
-    for i in (0..dims.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * dims[i + 1];
+/// The (position, head) slices a patch replaces, and its value's rows at them `[slices, width]`.
+fn patched_slices(p: &Patch) -> Result<(Vec<(usize, usize)>, Tensor)> {
+    let (point, dims, axes) = (p.point, p.value.dims(), p.point.axes());
+    if dims.len() < 3 || dims[0] != 1 || axes.position + 1 >= dims.len() {
+        return input(format!(
+            "{point}: a patch value must be one activation row [1, ...], got {dims:?}"
+        ));
     }
-    let total: usize = dims.iter().product();
     let check = |what: &str, i: usize, axis: usize| -> Result<()> {
         if i >= dims[axis] {
             return input(format!("{point}: {what} {i} out of range ({})", dims[axis]));
         }
         Ok(())
     };
-    if let Some(ps) = &p.positions {
-        for &q in ps {
-            check("position", q, axes.position)?;
+    let positions: Vec<usize> = match &p.positions {
+        Some(ps) => {
+            for &q in ps {
+                check("position", q, axes.position)?;
+            }
+            ps.clone()
         }
-    }
-    let head_axis = match (p.head, axes.head) {
-        (Some(h), Some(ax)) => {
-            check("head", h, ax)?;
-            Some(ax)
+        None => (0..dims[axes.position]).collect(),
+    };
+    let heads: Vec<usize> = match (p.head, axes.head) {
+        (Some(h), Some(axis)) => {
+            check("head", h, axis)?;
+            vec![h]
         }
         (Some(_), None) => return input(format!("{point} has no head axis")),
-        _ => None,
+        (None, Some(axis)) => (0..dims[axis]).collect(),
+        (None, None) => vec![0],
     };
-    let mask: Vec<u8> = (0..total)
-        .map(|f| {
-            let pos = (f / strides[axes.position]) % dims[axes.position];
-            let pos_ok = p.positions.as_ref().is_none_or(|ps| ps.contains(&pos));
-            let head_ok = head_axis.is_none_or(|ax| Some((f / strides[ax]) % dims[ax]) == p.head);
-            u8::from(pos_ok && head_ok)
-        })
+    let middle = &dims[1..dims.len() - 1];
+    let at: Vec<(usize, usize)> = positions
+        .iter()
+        .flat_map(|&q| heads.iter().map(move |&h| (q, h)))
         .collect();
-    Ok(Tensor::from_vec(mask, dims, device)?)
+    let rows: Vec<u32> = at
+        .iter()
+        .map(|&(q, h)| slice_index(middle, point, q, h))
+        .collect();
+    let width = dims[dims.len() - 1];
+    let values = p
+        .value
+        .reshape((middle.iter().product::<usize>(), width))?
+        .index_select(&Tensor::new(rows, p.value.device())?, 0)?;
+    Ok((at, values))
+}
+
+/// Row-major index of (position, head) over `middle`, the axes between batch and last axis.
+fn slice_index(middle: &[usize], point: HookPoint, position: usize, head: usize) -> u32 {
+    let axes = point.axes();
+    let index = middle.iter().enumerate().fold(0, |index, (i, &len)| {
+        let at = match i + 1 {
+            axis if axis == axes.position => position,
+            axis if Some(axis) == axes.head => head,
+            _ => 0,
+        };
+        index * len + at
+    });
+    index as u32
 }
 
 impl Hook for RowPatches {
@@ -261,8 +292,45 @@ impl Hook for RowPatches {
     }
 
     fn visit(&mut self, point: HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
-        let (value, mask) = &self.by_point[&point];
-        Ok(mask.where_cond(value, &act)?)
+        let patches = &self.by_point[&point];
+        let dims = act.dims().to_vec();
+        let middle = &dims[1..dims.len() - 1];
+        let axes = point.axes();
+        let (mut rows, mut slices, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &(row, pos, head)) in patches.slices.iter().enumerate() {
+            if row >= dims[0] {
+                continue; // the row has not joined the batch yet
+            }
+            let q = pos.checked_sub(self.start).filter(|&q| q < dims[axes.position]);
+            let Some(q) = q else {
+                return Err(strata_model::ModelError::Input(format!(
+                    "{point}: position {pos} is outside the suffix run from {} ({dims:?})",
+                    self.start
+                )));
+            };
+            rows.push(row as u32);
+            slices.push(slice_index(middle, point, q, head));
+            kept.push(i as u32);
+        }
+        if rows.is_empty() {
+            return Ok(act);
+        }
+        let values = if kept.len() == patches.slices.len() {
+            patches.values.clone()
+        } else {
+            patches
+                .values
+                .index_select(&Tensor::new(kept, act.device())?, 0)?
+        };
+        // A fresh copy: the activation's storage may be shared with tensors the decoder keeps.
+        let out = if act.is_contiguous() {
+            act.copy()?
+        } else {
+            act.contiguous()?
+        };
+        let as_slices = out.reshape((dims[0], middle.iter().product::<usize>(), dims[dims.len() - 1]))?;
+        strata_kernels::scatter_patches(&as_slices, &values, &rows, &slices)?;
+        Ok(out)
     }
 }
 
@@ -358,10 +426,7 @@ fn run_fast(
         let (chunk, tail) = rest.split_at(same_p);
         rest = tail;
         let chunk_jobs: Vec<&Job> = chunk.iter().map(|&(_, _, i)| &jobs[i]).collect();
-        let mut hook = SuffixPatches {
-            rows: RowPatches::new(&chunk_jobs)?,
-            start: p,
-        };
+        let mut hook = RowPatches::new(&chunk_jobs, p)?;
         // A growing batch: row r joins at its first patched block (rows are sorted by it);
         // before that it would only recompute the cached base run.
         let mut active: Option<Tensor> = None;
@@ -389,30 +454,4 @@ fn run_fast(
         on_done(chunk.len());
     }
     Ok(out)
-}
-
-/// [`RowPatches`] of a suffix run: positions from `start` on, and only the rows that have
-/// joined the growing batch so far (the first `act.dim(0)`).
-struct SuffixPatches {
-    rows: RowPatches,
-    start: usize,
-}
-
-impl Hook for SuffixPatches {
-    fn wants(&self, point: HookPoint) -> bool {
-        self.rows.wants(point)
-    }
-
-    fn visit(&mut self, point: HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
-        let (value, mask) = &self.rows.by_point[&point];
-        let axis = point.axes().position;
-        let len = act.dim(axis)?;
-        let rows = act.dim(0)?;
-        let cut = |t: &Tensor| -> strata_model::Result<Tensor> {
-            Ok(t.narrow(0, 0, rows)?
-                .narrow(axis, self.start, len)?
-                .contiguous()?)
-        };
-        Ok(cut(mask)?.where_cond(&cut(value)?, &act)?)
-    }
 }
