@@ -75,17 +75,6 @@ macro_rules! declare_kernels {
                     seq: u32,
                     d: u32,
                 );
-                #[link_name = concat!("ablate_heads_", $suffix)]
-                pub fn ablate_heads(
-                    z: *const T,
-                    keep: *const f32,
-                    repl: *const T,
-                    out: *mut T,
-                    batch: u32,
-                    seq: u32,
-                    heads: u32,
-                    dh: u32,
-                );
                 #[link_name = concat!("gated_act_", $suffix)]
                 pub fn gated_act(x: *const T, out: *mut T, rows: u32, m: u32, act: u32);
                 #[link_name = concat!("masked_softmax_", $suffix)]
@@ -214,33 +203,6 @@ pub fn scatter_patches(dst: &Tensor, values: &Tensor, rows: &[u32], positions: &
             k::scatter_patches(xp, vals.as_ptr(), idx.as_ptr(), nn, s, dd)
         })?;
         Tensor::from_vec(x, dst.shape(), &Device::Cpu)
-    })
-}
-
-/// [`strata_kernels::ablate_heads`] by `kernels/ablate_heads.cu`.
-pub fn ablate_heads(z: &Tensor, keep: &Tensor, repl: &Tensor) -> Result<Tensor> {
-    let (batch, seq, heads, dh) = z.dims4()?;
-    let keep = host::<f32>(keep)?;
-    let n = z.elem_count();
-    let dims = [batch, seq, heads, dh].map(|v| v as u32);
-    with_kernels!(z.dtype(), |T, k| {
-        let (zv, rv) = (host::<T>(z)?, host::<T>(repl)?);
-        let mut out = zeros::<T>(n);
-        let o = out.as_mut_ptr();
-        // SAFETY: the argument list of ablate_heads_* in kernels/ablate_heads.cu.
-        elementwise(n, || unsafe {
-            k::ablate_heads(
-                zv.as_ptr(),
-                keep.as_ptr(),
-                rv.as_ptr(),
-                o,
-                dims[0],
-                dims[1],
-                dims[2],
-                dims[3],
-            )
-        })?;
-        Tensor::from_vec(out, z.shape(), &Device::Cpu)
     })
 }
 

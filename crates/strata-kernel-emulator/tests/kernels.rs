@@ -14,11 +14,6 @@ fn scatter_patches_kernel_matches_cpu_twin() {
 }
 
 #[test]
-fn ablate_heads_kernel_matches_cpu_twin() {
-    conformance::ablate_heads(emulated::ablate_heads);
-}
-
-#[test]
 fn gated_act_kernel_matches_cpu_twin() {
     conformance::gated_act(emulated::gated_act);
 }

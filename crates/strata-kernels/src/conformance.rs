@@ -135,26 +135,6 @@ pub fn scatter_patches(run: impl Fn(&Tensor, &Tensor, &[u32], &[u32]) -> Result<
     }
 }
 
-/// `run(z [20, 24, 32, 64], keep [20, 32], repl [24, 32, 64])` against the CPU twin.
-pub fn ablate_heads(run: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>) {
-    let (b, t, h, d) = (20, 24, 32, 64);
-    let keep: Vec<f32> = (0..b * h).map(|i| [1.0, 0.0, 0.5][i % 3]).collect();
-    let keep = tensor(keep, &[b, h], DType::F32);
-    for dt in DTYPES {
-        let z = tensor(wave(b * t * h * d, 0.3, 3.0), &[b, t, h, d], dt);
-        let r = tensor(wave(t * h * d, 1.7, 3.0), &[t, h, d], dt);
-        let want = crate::ablate_heads(&z, &keep, &r).unwrap();
-        // f32: the kernel may fuse the multiply-add; bf16/f16: one ulp at |x| < 8
-        assert_close(
-            &run(&z, &keep, &r).unwrap(),
-            &want,
-            dt,
-            [1e-5, 0.04, 0.005],
-            "ablate_heads",
-        );
-    }
-}
-
 /// `run(x [37, 2·1000], act)` (gate | up) against the CPU twin, for every activation.
 pub fn gated_act(run: impl Fn(&Tensor, GatedAct) -> Result<Tensor>) {
     let (rows, m) = (37, 1000);

@@ -138,56 +138,6 @@ pub(crate) fn scatter_patches(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn ablate_heads(
-    s1: &CudaStorage,
-    l1: &Layout,
-    s2: &CudaStorage,
-    l2: &Layout,
-    s3: &CudaStorage,
-    l3: &Layout,
-    seq: usize,
-    heads: usize,
-    dh: usize,
-) -> Result<(CudaStorage, Shape)> {
-    let dev = s1.device().clone();
-    let (a1, b1) = offsets(l1, "z")?;
-    let (a2, b2) = offsets(l2, "keep")?;
-    let (a3, b3) = offsets(l3, "repl")?;
-    let n = b1 - a1;
-    let batch = n / (seq * heads * dh).max(1);
-    let dt = s1.dtype();
-    let name = format!("ablate_heads_{}", suffix(dt)?);
-    let func = dev.get_or_load_custom_func(&name, "strata_ablate_heads", ptx::ABLATE_HEADS)?;
-    let keep = s2.as_cuda_slice::<f32>()?.slice(a2..b2);
-    let (bb, s, h, d) = (
-        u32_arg(batch, "batch")?,
-        u32_arg(seq, "seq")?,
-        u32_arg(heads, "heads")?,
-        u32_arg(dh, "dh")?,
-    );
-    let cfg = elementwise(n);
-    let out = with_float_type!(dt, "ablate_heads", |T| {
-        let z = s1.as_cuda_slice::<T>()?.slice(a1..b1);
-        let r = s3.as_cuda_slice::<T>()?.slice(a3..b3);
-        fresh_output::<T>(&dev, n, |out| {
-            let mut b = func.builder();
-            b.arg(&z)
-                .arg(&keep)
-                .arg(&r)
-                .arg(out)
-                .arg(&bb)
-                .arg(&s)
-                .arg(&h)
-                .arg(&d);
-            // SAFETY: argument list matches ablate_heads_* in kernels/ablate_heads.cu; shapes checked by the caller.
-            unsafe { b.launch(cfg) }.w()?;
-            Ok(())
-        })?
-    });
-    Ok((out, l1.shape().clone()))
-}
-
 pub(crate) fn gated_act(s: &CudaStorage, l: &Layout, m: usize, act: u32) -> Result<CudaStorage> {
     let dev = s.device().clone();
     let (a, b) = offsets(l, "x")?;
