@@ -262,7 +262,7 @@ fn gpu_bench_forward() {
     let load_s = t0.elapsed().as_secs_f64();
     let shapes = std::env::var("STRATA_BENCH_SHAPES").unwrap_or_else(|_| "1x512,8x512".into());
     let vocab = model.config.vocab_size as u32;
-    let mut results = Vec::new();
+    let (mut results, mut ops) = (Vec::new(), Vec::new());
     for shape in shapes.split(',') {
         let (b, t) = shape.split_once('x').expect("shape BxT");
         let (b, t): (usize, usize) = (b.parse().unwrap(), t.parse().unwrap());
@@ -301,12 +301,86 @@ fn gpu_bench_forward() {
         }
         profile_forward(&model, &batch, &dev, false);
         profile_forward(&model, &batch, &dev, true);
+        for (op, ms) in op_bench(&model.config, b, t, &dev) {
+            println!("strata op {b}x{t} {op}: {ms:.3} ms");
+            ops.push(serde_json::json!({"batch": b, "tokens": t, "op": op, "ms": ms}));
+        }
     }
-    let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": results});
+    let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": results, "ops": ops});
     match std::env::var_os("STRATA_BENCH_OUT") {
         Some(p) => std::fs::write(p, serde_json::to_string_pretty(&json).unwrap()).unwrap(),
         None => println!("{json}"),
     }
+}
+
+/// Median milliseconds of `run` (synchronised) over 10 runs after 3 warm-ups.
+fn time_ms(dev: &Device, mut run: impl FnMut() -> Tensor) -> f64 {
+    for _ in 0..3 {
+        run();
+    }
+    dev.synchronize().unwrap();
+    let mut ms: Vec<f64> = (0..10)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            dev.synchronize().unwrap();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms[5]
+}
+
+/// The forward's building blocks alone, bf16 at `b x t` tokens, random inputs: each projection
+/// as the decoder multiplies it (`x · Wᵀ`, q|k|v and gate|up fused) and the attention core
+/// (q·kᵀ per kv group, the masked-softmax kernel, ·v). `scripts/gpu/bench_torch.py` times the
+/// same GEMM shapes with `F.linear` and the attention with SDPA, so the two sides can be compared
+/// op by op (scripts/gpu/summarize.py).
+fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> Vec<(String, f64)> {
+    let rand = |dims: &[usize]| {
+        Tensor::randn(0f32, 0.02, dims, dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap()
+    };
+    let (d, h, g, e, m) = (c.d_model, c.n_heads, c.n_kv_heads, c.d_head, c.d_mlp);
+    let rows = b * t;
+    let mut out = Vec::new();
+    for (name, n_in, n_out) in [
+        ("gemm qkv", d, (h + 2 * g) * e),
+        ("gemm o", h * e, d),
+        ("gemm gate_up", d, 2 * m),
+        ("gemm down", m, d),
+        ("gemm lm_head", d, c.vocab_size),
+    ] {
+        let (x, w) = (rand(&[rows, n_in]), rand(&[n_out, n_in]));
+        out.push((
+            name.to_string(),
+            time_ms(dev, || x.matmul(&w.t().unwrap()).unwrap()),
+        ));
+    }
+    let (q, k, v) = (rand(&[b, h, t, e]), rand(&[b, g, t, e]), rand(&[b, g, t, e]));
+    let causal: Vec<f32> = (0..t * t)
+        .map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(causal, (1, 1, t, t), dev).unwrap();
+    let scale = 1.0 / (e as f32).sqrt();
+    let r = h / g;
+    out.push((
+        "attention (q kT, masked softmax, p v)".to_string(),
+        time_ms(dev, || {
+            let scores = q
+                .reshape((b, g, r * t, e))
+                .unwrap()
+                .matmul(&k.t().unwrap())
+                .unwrap()
+                .reshape((b, h, t, t))
+                .unwrap();
+            let p = strata_kernels::masked_softmax(&scores, &mask, scale, None).unwrap();
+            p.reshape((b, g, r * t, t)).unwrap().matmul(&v).unwrap()
+        }),
+    ));
+    out
 }
 
 /// Where a forward's time goes: a hook that synchronises the device at every hook point and

@@ -4,6 +4,8 @@ strata reads (make_random_llama.py):
 
 - forward throughput: full forward (logits at every position, like strata's `forward`) of B x T
   token batches, bf16, tokens/s after warm-up, synchronised;
+- on CUDA, the forward's building blocks alone (GEMMs of strata's projection shapes, SDPA) and the
+  GPU kernels of one forward by time (torch.profiler), to compare with strata op by op;
 - resid_pre patching sweep (denoising): one clean run caching every layer's input, the corrupted
   run, then per layer ONE batched forward of all T single-position patches (a forward pre-hook
   writes clean resid_pre[l][p] into row p at position p), metric = logit(target) - logit(distractor)
@@ -56,6 +58,78 @@ def forward_bench(m, device, vocab, shapes):
         out.append({"batch": b, "tokens": t, "seconds_per_forward": per, "tokens_per_s": b * t / per, "runs": n})
         print(f"torch forward bf16 {b}x{t}: {per * 1e3:.2f} ms/forward, {b * t / per:.0f} tokens/s", file=sys.stderr)
     return out
+
+
+def time_ms(device, run):
+    """Median milliseconds of run() (synchronised) over 10 runs after 3 warm-ups."""
+    for _ in range(3):
+        run()
+    sync(device)
+    ms = []
+    for _ in range(10):
+        t0 = time.time()
+        run()
+        sync(device)
+        ms.append((time.time() - t0) * 1e3)
+    return sorted(ms)[5]
+
+
+def ops_bench(m, device, shapes):
+    """The forward's building blocks alone at each B x T, bf16, random inputs: the projections'
+    GEMMs with strata's shapes (q|k|v and gate|up fused; transformers runs them separately) and
+    the attention core as SDPA (causal, grouped-query); strata's gpu_bench_forward times the same."""
+    import torch.nn.functional as F
+    c = m.config
+    d, h, g = c.hidden_size, c.num_attention_heads, c.num_key_value_heads
+    e = getattr(c, "head_dim", None) or d // h
+    mlp, vocab = c.intermediate_size, c.vocab_size
+    out = []
+    for shape in shapes:
+        b, t = (int(x) for x in shape.split("x"))
+        rand = lambda *dims: torch.randn(*dims, device=device, dtype=torch.bfloat16) * 0.02
+        with torch.inference_mode():
+            for name, n_in, n_out in [("gemm qkv", d, (h + 2 * g) * e), ("gemm o", h * e, d),
+                                      ("gemm gate_up", d, 2 * mlp), ("gemm down", mlp, d),
+                                      ("gemm lm_head", d, vocab)]:
+                x, w = rand(b * t, n_in), rand(n_out, n_in)
+                out.append({"batch": b, "tokens": t, "op": name, "ms": time_ms(device, lambda: F.linear(x, w))})
+            q, k, v = rand(b, h, t, e), rand(b, g, t, e), rand(b, g, t, e)
+            try:
+                attn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                attn()
+            except TypeError:  # torch < 2.5: no enable_gqa
+                kk, vv = k.repeat_interleave(h // g, 1), v.repeat_interleave(h // g, 1)
+                attn = lambda: F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+            out.append({"batch": b, "tokens": t, "op": "attention (q kT, masked softmax, p v)",
+                        "ms": time_ms(device, attn)})
+        for o in out[-6:]:
+            print(f"torch op {b}x{t} {o['op']}: {o['ms']:.3f} ms", file=sys.stderr)
+    return out
+
+
+def kernel_profile(m, device, vocab, shape, top=15):
+    """The GPU kernels of one forward at `shape` by total time (torch.profiler), to set against
+    strata's per-hook-point profile."""
+    from torch.profiler import ProfilerActivity, profile
+    b, t = (int(x) for x in shape.split("x"))
+    ids = (torch.arange(t).unsqueeze(0) * 7919 + torch.arange(b).unsqueeze(1) * 104729 + 13) % vocab
+    ids = ids.to(device)
+    with torch.inference_mode():
+        m(input_ids=ids, use_cache=False)
+        sync(device)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            m(input_ids=ids, use_cache=False)
+            sync(device)
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if us > 0:
+            rows.append({"kernel": ev.key[:120], "calls": ev.count, "ms": us / 1e3})
+    rows.sort(key=lambda r: -r["ms"])
+    total = sum(r["ms"] for r in rows)
+    for r in rows[:top]:
+        print(f"torch kernel {shape} {r['ms']:8.3f} ms x{r['calls']:<4} {r['kernel']}", file=sys.stderr)
+    return {"shape": shape, "total_ms": total, "kernels": rows[:top]}
 
 
 def encode(tok, text):
@@ -125,7 +199,14 @@ def main():
            "device": torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "cpu",
            "model": a.model, "dtype": "bf16", "load_s": load_s,
            "attn_implementation": getattr(m.config, "_attn_implementation", None)}
-    res["forward"] = forward_bench(m, a.device, vocab, [s for s in a.shapes.split(",") if s])
+    shapes = [s for s in a.shapes.split(",") if s]
+    res["forward"] = forward_bench(m, a.device, vocab, shapes)
+    if a.device.startswith("cuda"):
+        res["ops"] = ops_bench(m, a.device, shapes)
+        try:
+            res["kernel_profile"] = kernel_profile(m, a.device, vocab, shapes[-1])
+        except Exception as err:  # the profiler is a diagnostic; the benchmark stands without it
+            res["kernel_profile"] = {"error": repr(err)}
     clean = torch.tensor([encode(tok, a.prompt)], device=a.device)
     corrupted = torch.tensor([encode(tok, a.corrupted)], device=a.device)
     if clean.shape != corrupted.shape:

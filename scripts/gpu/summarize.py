@@ -53,7 +53,7 @@ def main():
         md += ["## Device parity (CPU f32 reference)", "", parity, ""]
     shapes = sorted({os.path.basename(p).split("-")[1].split(".")[0] for p in glob.glob(os.path.join(res, "torch-*.json"))}
                     | {os.path.basename(p).split("-")[2].split(".")[0] for p in glob.glob(os.path.join(res, "strata-forward-*.json"))})
-    fwd_rows, sweep_rows = [], []
+    fwd_rows, sweep_rows, op_rows, kernel_md = [], [], [], []
     for shape in shapes:
         t = load(os.path.join(res, f"torch-{shape}.json")) or {}
         s = load(os.path.join(res, f"strata-forward-{shape}.json")) or {}
@@ -68,6 +68,17 @@ def main():
             red = {True: "kept (default)", False: "released"}.get(r.get("keep_freed_memory"), "–")
             fwd_rows.append(f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | "
                             f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | – | – |")
+        t_ops = {(o["batch"], o["tokens"], o["op"]): o["ms"] for o in t.get("ops", [])}
+        for o in s.get("ops", []):
+            tm = t_ops.get((o["batch"], o["tokens"], o["op"]))
+            ratio = f"{o['ms'] / tm:.2f}" if tm else "–"
+            op_rows.append(f"| {shape} | {o['batch']}x{o['tokens']} | {o['op']} | {o['ms']:.3f} | "
+                           f"{f'{tm:.3f}' if tm else '–'} | {ratio} |")
+        kp = t.get("kernel_profile") or {}
+        if kp.get("kernels"):
+            kernel_md += [f"### {shape}, {kp['shape']}: {kp['total_ms']:.2f} ms of GPU kernels in one forward", "",
+                          "| ms | calls | kernel |", "|---:|---:|---|",
+                          *[f"| {k['ms']:.3f} | {k['calls']} | `{k['kernel']}` |" for k in kp["kernels"]], ""]
         ts = t.get("patch_sweep", {})
         layers = ts.get("layers") or (sp or {}).get("n_layers")
         sweep = {"torch_seconds_first": ts.get("seconds_first"), "torch_seconds_warm": ts.get("seconds_warm"),
@@ -86,6 +97,15 @@ def main():
                "strata with freed device memory released to the driver at each synchronisation (CUDA's default) and kept in the pool (strata's default since 2026-11-26).", "",
                "| model | batch x tokens | strata freed memory | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|---|",
                *fwd_rows, ""]
+    if op_rows:
+        md += ["## Forward building blocks alone, bf16 (median ms of 10, random inputs)", "",
+               "GEMMs `x · Wᵀ` with strata's projection shapes (q|k|v and gate|up fused), rows = batch x tokens: "
+               "strata through candle's matmul, PyTorch through `F.linear`. Attention core: strata's q·kᵀ per kv group, "
+               "masked-softmax kernel and ·v; PyTorch's SDPA (causal, grouped-query). Time ratio > 1: strata slower.", "",
+               "| model | batch x tokens | op | strata (ms) | PyTorch (ms) | strata / PyTorch time |",
+               "|---|---|---|---|---|---|", *op_rows, ""]
+    if kernel_md:
+        md += ["## PyTorch's GPU kernels in one forward (torch.profiler, top by time)", "", *kernel_md]
     if sweep_rows:
         md += ["## resid_pre patching sweep, bf16 (every layer x 20 positions, denoising, logit diff)", "",
                "strata in-process: `elapsed_seconds` of patch.json, the fastest of `--repeat 3` sweeps (clean + corrupted runs + every patched run, model "
