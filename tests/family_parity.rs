@@ -132,14 +132,16 @@ fn padded_batches_give_each_prompts_unpadded_result() {
 }
 
 /// The path a GPU takes — strata's fused kernels (row norms, heads split and rotated out of the
-/// qkv projection, masked softmax, gated activation), here as their CPU twins — against
+/// qkv projection, attention in one kernel, gated activation), here as their CPU twins — against
 /// transformers on every family: the decoder's use of the kernels (head slices, rotary tables
-/// shared by the batch or per row, batch masks) is checked without a GPU. Hook points whose
-/// hooks would turn a kernel off (q, k, v, attention scores, MLP pre-activation) are not cached.
+/// shared by the batch or per row, batch masks, z's layout) is checked without a GPU. Hook points
+/// whose hooks would turn a kernel off (q, k, v, attention scores and pattern, MLP
+/// pre-activation) are not cached.
 #[test]
 fn fused_kernel_path_matches_transformers() {
-    use HookPoint::{AttnScores, MlpPre, K, Q, V};
-    let keeps_fusion = |p: HookPoint| !matches!(p, Q(_) | K(_) | V(_) | AttnScores(_) | MlpPre(_));
+    use HookPoint::{AttnScores, MlpPre, Pattern, K, Q, V};
+    let keeps_fusion =
+        |p: HookPoint| !matches!(p, Q(_) | K(_) | V(_) | AttnScores(_) | Pattern(_) | MlpPre(_));
     println!("| family | max abs err logits | worst hook | its max abs err |");
     for family in FAMILIES {
         let (logit_err, worst, name) = check_family(family, true, keeps_fusion);

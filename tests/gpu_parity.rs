@@ -274,15 +274,16 @@ fn gpu_bench_forward() {
             })
             .collect();
         let batch = TokenBatch::padded(&prompts, strata_model::Padding::Right, 0).unwrap();
-        let run = || {
-            let out = model.decoder.forward(&batch, &mut NoHooks).unwrap();
-            dev.synchronize().unwrap();
-            out
-        };
         // Freed memory returned to the driver at every synchronisation (CUDA's default) or kept
-        // in the pool (what Model::load sets).
-        for keep in [false, true] {
+        // in the pool (what Model::load sets); attention in strata's fused kernel (the default)
+        // or as q·kᵀ, masked softmax and ·v.
+        for (keep, fused_attention) in [(false, true), (true, true), (true, false)] {
             strata_model::keep_freed_device_memory(&dev, keep).unwrap();
+            let decoder = model.decoder.with_fused_attention(fused_attention);
+            let run = || {
+                decoder.forward(&batch, &mut NoHooks).unwrap();
+                dev.synchronize().unwrap();
+            };
             for _ in 0..2 {
                 run();
             }
@@ -294,10 +295,10 @@ fn gpu_bench_forward() {
             let per = start.elapsed().as_secs_f64() / n as f64;
             let tps = (b * t) as f64 / per;
             println!(
-                "strata forward {model_dir} bf16 {b}x{t} keep_freed_memory={keep}: {:.2} ms/forward, {tps:.0} tokens/s ({n} runs)",
+                "strata forward {model_dir} bf16 {b}x{t} keep_freed_memory={keep} fused_attention={fused_attention}: {:.2} ms/forward, {tps:.0} tokens/s ({n} runs)",
                 per * 1e3
             );
-            results.push(serde_json::json!({"batch": b, "tokens": t, "keep_freed_memory": keep, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
+            results.push(serde_json::json!({"batch": b, "tokens": t, "keep_freed_memory": keep, "fused_attention": fused_attention, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
         }
         profile_forward(&model, &batch, &dev, false);
         profile_forward(&model, &batch, &dev, true);
@@ -387,7 +388,7 @@ fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> 
 /// charges the time since the previous point to this one (summed over layers). Synchronising
 /// removes the CPU/GPU overlap, so the total exceeds a plain forward's; the split is what counts.
 /// With `fused_only` it skips the points whose hooks would turn the fused kernels off (q, k, v,
-/// attention scores, MLP pre-activation), so the profile is that of a plain forward.
+/// attention scores and pattern, MLP pre-activation), so the profile is that of a plain forward.
 struct SyncProfile {
     dev: Device,
     last: Instant,
@@ -397,8 +398,8 @@ struct SyncProfile {
 
 impl strata_model::Hook for SyncProfile {
     fn wants(&self, point: strata_model::HookPoint) -> bool {
-        use strata_model::HookPoint::{AttnScores, MlpPre, K, Q, V};
-        !(self.fused_only && matches!(point, Q(_) | K(_) | V(_) | AttnScores(_) | MlpPre(_)))
+        use strata_model::HookPoint::{AttnScores, MlpPre, Pattern, K, Q, V};
+        !(self.fused_only && matches!(point, Q(_) | K(_) | V(_) | AttnScores(_) | Pattern(_) | MlpPre(_)))
     }
     fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
         self.dev.synchronize()?;

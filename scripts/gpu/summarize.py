@@ -66,6 +66,7 @@ def main():
             tt = tf.get(key, {}).get("tokens_per_s")
             ratio = r["tokens_per_s"] / tt if tt else None
             red = {True: "kept (default)", False: "released"}.get(r.get("keep_freed_memory"), "–")
+            red += {True: ", fused attention (default)", False: ", q·kᵀ + softmax + ·v"}.get(r.get("fused_attention"), "")
             fwd_rows.append(f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | "
                             f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | – | – |")
         t_ops = {(o["batch"], o["tokens"], o["op"]): o["ms"] for o in t.get("ops", [])}
@@ -95,7 +96,7 @@ def main():
     if fwd_rows:
         md += ["## Forward throughput, bf16 (tokens/s, logits at every position)", "",
                "strata with freed device memory released to the driver at each synchronisation (CUDA's default) and kept in the pool (strata's default since 2026-11-26).", "",
-               "| model | batch x tokens | strata freed memory | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|---|",
+               "| model | batch x tokens | strata variant (freed memory, attention) | strata | PyTorch + transformers | strata / PyTorch |", "|---|---|---|---|---|---|",
                *fwd_rows, ""]
     if op_rows:
         md += ["## Forward building blocks alone, bf16 (median ms of 10, random inputs)", "",

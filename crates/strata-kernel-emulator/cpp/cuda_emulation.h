@@ -14,9 +14,15 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 // Shared memory: one instance per OS thread; a launch runs all its fibers on one OS thread and
 // its blocks one after another, so each block sees its own (launches on other threads, too).
 #define __shared__ static thread_local
+
+struct uint4 {
+    unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
@@ -34,17 +40,31 @@ uint64_t &shuffle_slot_of_lane(unsigned lane);
 } // namespace strata_emulation
 
 inline void __syncthreads() { strata_emulation::sync_block(); }
+inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { strata_emulation::sync_warp(); }
+
+inline unsigned strata_emulation_lane() {
+    return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+}
 
 template <typename T> T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask, int width = 32) {
     static_assert(sizeof(T) <= sizeof(uint64_t), "shuffles move up to 8 bytes");
     (void)width;
     memcpy(&strata_emulation::shuffle_slot(), &v, sizeof(T));
     strata_emulation::sync_warp();
-    const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
     T r;
-    memcpy(&r, &strata_emulation::shuffle_slot_of_lane(lane ^ (unsigned)lane_mask), sizeof(T));
+    memcpy(&r, &strata_emulation::shuffle_slot_of_lane(strata_emulation_lane() ^ (unsigned)lane_mask), sizeof(T));
     strata_emulation::sync_warp(); // nobody overwrites a slot before every lane has read it
     return r;
+}
+
+// Whether `predicate` holds on any live lane of the warp.
+inline bool __any_sync(unsigned /*mask*/, bool predicate) {
+    strata_emulation::shuffle_slot() = predicate;
+    strata_emulation::sync_warp();
+    bool any = false;
+    for (unsigned lane = 0; lane < 32; lane++) any |= strata_emulation::shuffle_slot_of_lane(lane) != 0;
+    strata_emulation::sync_warp();
+    return any;
 }
 
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }

@@ -30,11 +30,16 @@ extern "C" {
 /// Runs `thread` as every CUDA thread of a one-dimensional `grid × block` launch; inside it,
 /// `threadIdx`, `blockIdx`, `blockDim` and `gridDim` are those of the emulated thread.
 pub fn launch<F: Fn()>(grid: u32, block: u32, thread: F) -> Result<()> {
+    launch3([grid, 1, 1], block, thread)
+}
+
+/// [`launch`] with a three-dimensional grid.
+pub fn launch3<F: Fn()>(grid: [u32; 3], block: u32, thread: F) -> Result<()> {
     extern "C" fn trampoline<F: Fn()>(user: *mut c_void) {
         // SAFETY: `user` is the `&F` passed below, alive for the whole launch.
         unsafe { (*(user as *const F))() }
     }
-    let (g, b) = ([grid, 1, 1], [block, 1, 1]);
+    let (g, b) = (grid, [block, 1, 1]);
     // SAFETY: the launcher calls `trampoline` only during this call, on this OS thread.
     let status = unsafe {
         strata_emulate_launch(
@@ -46,8 +51,8 @@ pub fn launch<F: Fn()>(grid: u32, block: u32, thread: F) -> Result<()> {
     };
     match status {
         0 => Ok(()),
-        1 => bail!("emulated launch <<<{grid}, {block}>>>: the threads of a block deadlock on a barrier"),
-        _ => bail!("emulated launch <<<{grid}, {block}>>>: empty grid or more than 1024 threads per block"),
+        1 => bail!("emulated launch <<<{grid:?}, {block}>>>: the threads of a block deadlock on a barrier"),
+        _ => bail!("emulated launch <<<{grid:?}, {block}>>>: empty grid or more than 1024 threads per block"),
     }
 }
 
@@ -310,4 +315,130 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
         })?;
         Tensor::from_vec(out, (b, heads, p, head_dim), &Device::Cpu)
     })
+}
+
+/// A `fused_attention_<dtype>_<head dim>` kernel of `kernels/fused_attention.cu`.
+type AttentionKernel<T> =
+    unsafe extern "C" fn(*const T, *const T, *const T, *const f32, *mut T, u32, u32, u32, u32, u32, f32, f32);
+
+/// The fused-attention kernels of one element type, by head dim (64, 96, 128).
+macro_rules! declare_attention_kernels {
+    ($module:ident, $t:ty, $suffix:literal) => {
+        mod $module {
+            type T = $t;
+            extern "C" {
+                #[link_name = concat!("fused_attention_", $suffix, "_64")]
+                pub fn e64(
+                    q: *const T,
+                    k: *const T,
+                    v: *const T,
+                    mask: *const f32,
+                    z: *mut T,
+                    heads: u32,
+                    groups: u32,
+                    p: u32,
+                    n: u32,
+                    mb: u32,
+                    scale: f32,
+                    cap: f32,
+                );
+                #[link_name = concat!("fused_attention_", $suffix, "_96")]
+                pub fn e96(
+                    q: *const T,
+                    k: *const T,
+                    v: *const T,
+                    mask: *const f32,
+                    z: *mut T,
+                    heads: u32,
+                    groups: u32,
+                    p: u32,
+                    n: u32,
+                    mb: u32,
+                    scale: f32,
+                    cap: f32,
+                );
+                #[link_name = concat!("fused_attention_", $suffix, "_128")]
+                pub fn e128(
+                    q: *const T,
+                    k: *const T,
+                    v: *const T,
+                    mask: *const f32,
+                    z: *mut T,
+                    heads: u32,
+                    groups: u32,
+                    p: u32,
+                    n: u32,
+                    mb: u32,
+                    scale: f32,
+                    cap: f32,
+                );
+            }
+        }
+    };
+}
+declare_attention_kernels!(attention_bf16, half::bf16, "bf16");
+declare_attention_kernels!(attention_f16, half::f16, "f16");
+
+/// [`strata_kernels::fused_attention`] by `kernels/fused_attention.cu` (bf16/f16, head dims
+/// 64/96/128): one 128-thread block per (64-query tile, head, batch row).
+pub fn fused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f32,
+    softcap: Option<f32>,
+) -> Result<Tensor> {
+    fn run<T: WithDType>(
+        kernels: [AttentionKernel<T>; 3],
+        (q, k, v, mask): (&Tensor, &Tensor, &Tensor, &Tensor),
+        scale: f32,
+        cap: f32,
+    ) -> Result<Tensor> {
+        let (b, h, p, e) = q.dims4()?;
+        let (_, g, n, _) = k.dims4()?;
+        let kernel = match e {
+            64 => kernels[0],
+            96 => kernels[1],
+            128 => kernels[2],
+            _ => bail!("fused_attention: no kernel for head dim {e}"),
+        };
+        let mb = mask.dim(0)? as u32;
+        let (qv, kv, vv, mv) = (host::<T>(q)?, host::<T>(k)?, host::<T>(v)?, host::<f32>(mask)?);
+        let mut z = zeros::<T>(qv.len());
+        let zp = z.as_mut_ptr();
+        let [hh, gg, pp, nn] = [h, g, p, n].map(|x| x as u32);
+        let threads = || unsafe {
+            // SAFETY: the argument list of fused_attention_* in kernels/fused_attention.cu.
+            kernel(
+                qv.as_ptr(),
+                kv.as_ptr(),
+                vv.as_ptr(),
+                mv.as_ptr(),
+                zp,
+                hh,
+                gg,
+                pp,
+                nn,
+                mb,
+                scale,
+                cap,
+            )
+        };
+        launch3([p.div_ceil(64) as u32, hh, b as u32], 128, threads)?;
+        Tensor::from_vec(z, (b, p, h, e), &Device::Cpu)
+    }
+    let inputs = (q, k, v, mask);
+    let cap = softcap.unwrap_or(0.0);
+    match q.dtype() {
+        DType::BF16 => {
+            use attention_bf16 as k;
+            run::<bf16>([k::e64, k::e96, k::e128], inputs, scale, cap)
+        }
+        DType::F16 => {
+            use attention_f16 as k;
+            run::<f16>([k::e64, k::e96, k::e128], inputs, scale, cap)
+        }
+        other => bail!("fused_attention: the kernel takes bf16 or f16, got {other:?}"),
+    }
 }

@@ -32,3 +32,8 @@ fn row_norm_kernel_matches_cpu_twin() {
 fn split_heads_kernel_matches_cpu_twin() {
     conformance::split_heads(emulated::split_heads);
 }
+
+#[test]
+fn fused_attention_kernel_matches_cpu_twin() {
+    conformance::fused_attention(emulated::fused_attention);
+}

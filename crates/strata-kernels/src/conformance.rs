@@ -249,3 +249,29 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Te
         }
     }
 }
+
+/// `run(q [b, h, p, e], k, v [b, g, n, e], mask [mb, 1, p, n], scale, softcap)` (returning
+/// `[b, p, h, e]`) against the CPU twin, bf16 and f16 (the kernel's types), with query and key
+/// counts that leave partial 64-query and 32-key tiles, grouped and plain heads, per-row and
+/// shared masks, queries that are the last of more keys (a suffix run) and soft-capping.
+pub fn fused_attention(run: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor, f32, Option<f32>) -> Result<Tensor>) {
+    for ((b, h, g, p, n, e), mb, cap) in [
+        ((2, 4, 2, 70, 70, 64), 2, None),
+        ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32)),
+        ((3, 3, 3, 17, 17, 96), 1, None),
+    ] {
+        let mask = tensor(causal_mask(mb, p, n), &[mb, 1, p, n], DType::F32);
+        let scale = 1.0 / (e as f32).sqrt();
+        for dt in [DType::BF16, DType::F16] {
+            let q = tensor(wave(b * h * p * e, 0.4, 1.0), &[b, h, p, e], dt);
+            let k = tensor(wave(b * g * n * e, 1.3, 1.0), &[b, g, n, e], dt);
+            let v = tensor(wave(b * g * n * e, 2.2, 2.0), &[b, g, n, e], dt);
+            let want = crate::fused_attention(&q, &k, &v, &mask, scale, cap).unwrap();
+            // p computed from f32 tensor-core sums instead of f64 dot products may round to the
+            // neighbouring value (one ulp of p ≤ 1, times |v| ≤ 2, over a few keys)
+            let what = format!("fused_attention b{b} h{h} g{g} p{p} n{n} e{e}");
+            let got = run(&q, &k, &v, &mask, scale, cap).unwrap();
+            assert_close(&got, &want, dt, [0.0, 0.03, 0.008], &what);
+        }
+    }
+}

@@ -296,3 +296,58 @@ pub(crate) fn split_heads(
         })
     })
 }
+
+/// `[q, k, v, mask]` storages and layouts; see kernels/fused_attention.cu.
+pub(crate) fn fused_attention(
+    [(sq, lq), (sk, lk), (sv, lv), (sm, lm)]: [(&CudaStorage, &Layout); 4],
+    d: crate::AttentionDims,
+    scale: f32,
+    cap: f32,
+) -> Result<CudaStorage> {
+    let dev = sq.device().clone();
+    let (aq, bq) = offsets(lq, "q")?;
+    let (ak, bk) = offsets(lk, "k")?;
+    let (av, bv) = offsets(lv, "v")?;
+    let (am, bm) = offsets(lm, "mask")?;
+    let n = bq - aq;
+    let mask_batch = (bm - am) / (d.queries * d.keys).max(1);
+    let dt = sq.dtype();
+    let name = format!("fused_attention_{}_{}", suffix(dt)?, d.head_dim);
+    let func = dev.get_or_load_custom_func(&name, "strata_fused_attention", ptx::FUSED_ATTENTION)?;
+    let mask = sm.as_cuda_slice::<f32>()?.slice(am..bm);
+    let (h, g, p, nk, mb) = (
+        u32_arg(d.heads, "heads")?,
+        u32_arg(d.groups, "kv heads")?,
+        u32_arg(d.queries, "queries")?,
+        u32_arg(d.keys, "keys")?,
+        u32_arg(mask_batch, "mask batch")?,
+    );
+    let cfg = LaunchConfig {
+        // FA_BQ queries per block and FA_THREADS threads in fused_attention.cu
+        grid_dim: (
+            u32_arg(d.queries.div_ceil(64), "query tiles")?,
+            h,
+            u32_arg(d.batch, "batch")?,
+        ),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    match dt {
+        DType::BF16 | DType::F16 => {}
+        other => bail!("fused_attention: no kernel for {other:?}"),
+    }
+    with_float_type!(dt, "fused_attention", |T| {
+        let q = sq.as_cuda_slice::<T>()?.slice(aq..bq);
+        let k = sk.as_cuda_slice::<T>()?.slice(ak..bk);
+        let v = sv.as_cuda_slice::<T>()?.slice(av..bv);
+        fresh_output::<T>(&dev, n, |out| {
+            let mut b = func.builder();
+            b.arg(&q).arg(&k).arg(&v).arg(&mask).arg(out);
+            b.arg(&h).arg(&g).arg(&p).arg(&nk).arg(&mb).arg(&scale).arg(&cap);
+            // SAFETY: argument list matches fused_attention_* in kernels/fused_attention.cu;
+            // shapes, dtype and head dim checked by the caller.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(())
+        })
+    })
+}

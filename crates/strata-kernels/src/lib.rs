@@ -1,7 +1,7 @@
 //! strata's CUDA kernels (`kernels/*.cu`) and their CPU twins.
 //!
 //! Every kernel has three faces:
-//! - a device-generic tensor function (`lens_stats`, `scatter_patches`,
+//! - a device-generic tensor function (`lens_stats`, `scatter_patches`, `fused_attention`,
 //!   `gated_act`, `masked_softmax`, `row_norm`, `split_heads`) that runs
 //!   the CUDA kernel on a CUDA tensor (feature `cuda`) and the CPU twin on a CPU tensor;
 //! - a CPU twin on plain slices (`*_cpu`), written as plain loops: it is the reference the GPU
@@ -14,6 +14,7 @@
 //! Metal tensors are refused with candle's "no metal implementation" error: move them to the CPU
 //! first (`to_device(&Device::Cpu)`) — untested on macOS.
 
+mod attention;
 pub mod conformance;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -25,6 +26,9 @@ mod scatter;
 mod softmax;
 pub mod testing;
 
+pub use attention::{
+    fused_attention, fused_attention_cpu, fused_attention_supported, AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
+};
 pub use gated::{gated_act, gated_act_cpu, GatedAct};
 pub use heads::{split_heads, split_heads_cpu, HeadSlice, Rotary};
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
@@ -37,6 +41,7 @@ pub use softmax::{masked_softmax, masked_softmax_cpu};
 pub mod ptx {
     pub const LENS_STATS: &str = include_str!(concat!(env!("OUT_DIR"), "/lens_stats.ptx"));
     pub const SCATTER_PATCHES: &str = include_str!(concat!(env!("OUT_DIR"), "/scatter_patches.ptx"));
+    pub const FUSED_ATTENTION: &str = include_str!(concat!(env!("OUT_DIR"), "/fused_attention.ptx"));
     pub const GATED_ACT: &str = include_str!(concat!(env!("OUT_DIR"), "/gated_act.ptx"));
     pub const MASKED_SOFTMAX: &str = include_str!(concat!(env!("OUT_DIR"), "/masked_softmax.ptx"));
     pub const ROW_NORM: &str = include_str!(concat!(env!("OUT_DIR"), "/row_norm.ptx"));

@@ -217,6 +217,8 @@ pub struct HookedDecoder {
     differentiable: bool,
     /// The fused kernels' path on the CPU too (see [`Self::with_fused_kernels`]).
     fused_on_cpu: bool,
+    /// Attention in one kernel where the fused path allows it (see [`Self::with_fused_attention`]).
+    fused_attention: bool,
 }
 
 /// Tensor names of one family's checkpoint layout.
@@ -475,6 +477,7 @@ impl HookedDecoder {
             config,
             differentiable: false,
             fused_on_cpu: false,
+            fused_attention: std::env::var("STRATA_FUSED_ATTENTION").map_or(true, |v| v != "0"),
         })
     }
 
@@ -511,6 +514,18 @@ impl HookedDecoder {
     pub fn with_fused_kernels(&self) -> HookedDecoder {
         HookedDecoder {
             fused_on_cpu: true,
+            ..self.clone()
+        }
+    }
+
+    /// A copy (weights shared) that computes attention with strata's fused attention kernel
+    /// (`on`) or as q·kᵀ, masked softmax and ·v (`!on`) wherever the fused path applies and no
+    /// hook reads the scores or the pattern. On by default; `STRATA_FUSED_ATTENTION=0` turns it
+    /// off for a whole process. The kernel exists for bf16/f16 and head dims 64/96/128 on CUDA
+    /// (its CPU twin everywhere on the CPU); elsewhere the composite path runs regardless.
+    pub fn with_fused_attention(&self, on: bool) -> HookedDecoder {
+        HookedDecoder {
+            fused_attention: on,
             ..self.clone()
         }
     }
@@ -884,6 +899,20 @@ impl HookedDecoder {
             k = Tensor::cat(&[&prefix(pk)?, &k], 2)?.contiguous()?;
             v = Tensor::cat(&[&prefix(pv)?, &v], 2)?.contiguous()?;
         }
+        let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
+        let cap = c.attn_softcap.map(|cap| cap as f32);
+        let reads_pattern = hook.wants(HookPoint::AttnScores(l)) || hook.wants(HookPoint::Pattern(l));
+        if fused
+            && self.fused_attention
+            && !reads_pattern
+            && strata_kernels::fused_attention_supported(self.dtype, e, &self.device)
+        {
+            // Scores, pattern and their product with v in one kernel; z comes out [b, p, h, e].
+            let z = strata_kernels::fused_attention(&q, &k, &v, &mask, c.attn_scale as f32, cap)?;
+            let z = visit(hook, HookPoint::Z(l), z)?;
+            let attn_out = self.attn_out_from_z(l, &z)?;
+            return visit(hook, HookPoint::AttnOut(l), attn_out);
+        }
         let n_keys = k.dim(2)?;
         // Grouped-query attention without copying keys: queries of one kv group side by side.
         let r = h / g;
@@ -891,10 +920,8 @@ impl HookedDecoder {
             .reshape((b, g, r * p, e))?
             .matmul(&k.t()?)?
             .reshape((b, h, p, n_keys))?;
-        let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
         let pattern = if fused && !hook.wants(HookPoint::AttnScores(l)) {
             // The same f32 math in one kernel pass, when no hook needs the scores in between.
-            let cap = c.attn_softcap.map(|cap| cap as f32);
             strata_kernels::masked_softmax(&scores, &mask, c.attn_scale as f32, cap)?
         } else {
             // Scaling, soft-capping, masking and softmax in f32 (as transformers does); with

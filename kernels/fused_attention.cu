@@ -1,0 +1,170 @@
+// Attention of every query in one kernel, without the [B, H, P, N] scores and pattern in memory
+// (replaces q·kᵀ, masked softmax and ·v as three kernels with two score-sized intermediates):
+//   z[b, i, h, :] = Σ_j softmax_j(softcap(q[b,h,i,:]·k[b,g,j,:] · scale) + mask[b % MB, 0, i, j]) · v[b,g,j,:]
+// with g = h / (H / G) (grouped-query attention). q [B, H, P, E], k and v [B, G, N, E] contiguous in
+// bf16 or f16, mask f32 [MB, 1, P, N] (0 or -inf; MB = B or 1), z [B, P, H, E] in q's type: the
+// layout the output projection reads. A query that sees no key gets z = 0.
+//
+// One block of 4 warps per (64-query tile, head, batch row); each warp owns 16 queries and walks
+// the keys in tiles of 32 twice: first for each query's running max and sum of exponentials, then
+// to accumulate p·v with p = exp(x - max) / sum rounded to the storage type (as the composite path
+// rounds its pattern) — no rescaling of the accumulators, so they stay in tensor-core fragments.
+// Products on tensor cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. Key tiles that
+// no query of the block sees (causal future, padding, outside a sliding window) are skipped.
+// CPU twin: strata_kernels::fused_attention_cpu.
+#include "common.cuh"
+#include <math.h>
+#include <mma.h>
+
+using namespace nvcuda;
+
+#define FA_WARPS 4
+#define FA_THREADS (FA_WARPS * 32)
+#define FA_BQ (FA_WARPS * 16) // queries per block
+#define FA_BK 32              // keys per tile
+
+// rows x E elements of `src` (row-major) into shared `dst`; rows from `valid` on are zeros.
+// 16-byte vectors when `src` is 16-byte aligned (E is a multiple of 8), elements otherwise.
+template <typename T, int E>
+__device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, uint32_t valid) {
+    if (((uintptr_t)src & 15) == 0) {
+        constexpr uint32_t per_row = E * sizeof(T) / 16;
+        const uint4 *s = reinterpret_cast<const uint4 *>(src);
+        uint4 *d = reinterpret_cast<uint4 *>(dst);
+        for (uint32_t i = threadIdx.x; i < rows * per_row; i += FA_THREADS)
+            d[i] = i / per_row < valid ? s[i] : make_uint4(0, 0, 0, 0);
+    } else {
+        for (uint32_t i = threadIdx.x; i < rows * E; i += FA_THREADS)
+            dst[i] = i / E < valid ? src[i] : from_f32<T>(0.0f);
+    }
+}
+
+template <typename T, int E>
+__device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
+                                uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
+                                float cap) {
+    // Q staging, then the K and V tiles of the current key tile.
+    constexpr int TILES = FA_BQ * E > 2 * FA_BK * E ? FA_BQ * E : 2 * FA_BK * E;
+    __shared__ __align__(32) T tiles[TILES];
+    __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_BK];
+    __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_BK];
+    __shared__ int warp_sees_tile[FA_WARPS];
+
+    const uint32_t b = blockIdx.z, h = blockIdx.y, g = h / (heads / groups);
+    const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const uint32_t q0 = blockIdx.x * FA_BQ, wq0 = q0 + warp * 16;
+    const T *qb = q + (size_t)(b * heads + h) * p_len * E;
+    const T *kb = k + (size_t)(b * groups + g) * n_len * E;
+    const T *vb = v + (size_t)(b * groups + g) * n_len * E;
+    const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
+
+    // The block's queries (zeros past the end) into fragments, kept for both passes.
+    load_tile<T, E>(tiles, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
+    __syncthreads();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
+    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * E + kk * 16, E);
+    __syncthreads(); // `tiles` now holds K and V
+
+    // This lane's query row and half of the tile's columns.
+    const uint32_t row = lane / 2, col0 = (lane % 2) * (FA_BK / 2), qi = wq0 + row;
+    const float *mrow = mb + (size_t)qi * n_len;
+    float row_max = -INFINITY, row_sum = 0.0f;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
+    for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
+    T *kt = tiles, *vt = tiles + FA_BK * E;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t n0 = 0; n0 < n_len; n0 += FA_BK) {
+            bool sees = false;
+            if (qi < p_len)
+                for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                    const uint32_t j = n0 + col0 + c;
+                    sees |= j < n_len && mrow[j] != -INFINITY;
+                }
+            const bool warp_sees = __any_sync(0xffffffff, sees);
+            if (lane == 0) warp_sees_tile[warp] = warp_sees;
+            __syncthreads();
+            bool block_sees = false;
+            for (int w = 0; w < FA_WARPS; w++) block_sees |= warp_sees_tile[w] != 0;
+            __syncthreads(); // read before the next tile rewrites it
+            if (!block_sees) continue;
+            load_tile<T, E>(kt, kb + (size_t)n0 * E, FA_BK, n_len - n0);
+            if (pass == 1) load_tile<T, E>(vt, vb + (size_t)n0 * E, FA_BK, n_len - n0);
+            __syncthreads();
+            if (warp_sees) {
+                // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
+                for (int cb = 0; cb < FA_BK / 16; cb++) {
+                    wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+                    wmma::fill_fragment(sf, 0.0f);
+                    for (int kk = 0; kk < E / 16; kk++) {
+                        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
+                        wmma::load_matrix_sync(kf, kt + cb * 16 * E + kk * 16, E);
+                        wmma::mma_sync(sf, qf[kk], kf, sf);
+                    }
+                    wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_BK, wmma::mem_row_major);
+                }
+                __syncwarp();
+                float x[FA_BK / 2], tile_max = -INFINITY;
+                for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                    const uint32_t j = n0 + col0 + c;
+                    float val = s_tile[warp][row * FA_BK + col0 + c] * scale;
+                    if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
+                    x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
+                    tile_max = fmaxf(tile_max, x[c]);
+                }
+                if (pass == 0) {
+                    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+                    const float new_max = fmaxf(row_max, tile_max);
+                    float s = 0.0f;
+                    for (uint32_t c = 0; c < FA_BK / 2; c++) s += x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
+                    s += __shfl_xor_sync(0xffffffff, s, 1);
+                    row_sum = (row_max == -INFINITY ? 0.0f : row_sum * expf(row_max - new_max)) + s;
+                    row_max = new_max;
+                } else {
+                    for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                        const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - row_max) / row_sum;
+                        p_tile[warp][row * FA_BK + col0 + c] = from_f32<T>(p);
+                    }
+                    __syncwarp();
+                    for (int kk = 0; kk < FA_BK / 16; kk++) {
+                        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
+                        wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_BK);
+                        for (int j = 0; j < E / 16; j++) {
+                            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
+                            wmma::load_matrix_sync(vf, vt + kk * 16 * E + j * 16, E);
+                            wmma::mma_sync(of[j], pf, vf, of[j]);
+                        }
+                    }
+                }
+                __syncwarp(); // this tile's s_tile / p_tile reads are done
+            }
+            __syncthreads(); // K and V read before the next tile replaces them
+        }
+    }
+    // z rows of the warp's valid queries, one 16x16 fragment at a time through s_tile.
+    for (int j = 0; j < E / 16; j++) {
+        wmma::store_matrix_sync(s_tile[warp], of[j], 16, wmma::mem_row_major);
+        __syncwarp();
+        for (uint32_t i = lane; i < 256; i += 32) {
+            const uint32_t r = i / 16, c = i % 16;
+            if (wq0 + r < p_len)
+                z[(((size_t)b * p_len + wq0 + r) * heads + h) * E + j * 16 + c] = from_f32<T>(s_tile[warp][i]);
+        }
+        __syncwarp();
+    }
+}
+
+#define FUSED_ATTENTION(NAME, T, E)                                                                 \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS)                                       \
+    NAME(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads, uint32_t groups, \
+         uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale, float cap) {             \
+        fused_attention<T, E>(q, k, v, mask, z, heads, groups, p_len, n_len, mask_batch, scale, cap); \
+    }
+
+// Head dims of the supported families (strata_kernels::FUSED_ATTENTION_HEAD_DIMS).
+FUSED_ATTENTION(fused_attention_bf16_64, __nv_bfloat16, 64)
+FUSED_ATTENTION(fused_attention_bf16_96, __nv_bfloat16, 96)
+FUSED_ATTENTION(fused_attention_bf16_128, __nv_bfloat16, 128)
+FUSED_ATTENTION(fused_attention_f16_64, __half, 64)
+FUSED_ATTENTION(fused_attention_f16_96, __half, 96)
+FUSED_ATTENTION(fused_attention_f16_128, __half, 128)
