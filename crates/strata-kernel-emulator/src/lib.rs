@@ -326,14 +326,19 @@ macro_rules! declare_attention_kernels {
     ($module:ident, $t:ty, $suffix:literal) => {
         mod $module {
             type T = $t;
-            extern "C" {
-                #[link_name = concat!("fused_attention_", $suffix, "_64")]
-                pub fn e64(
-                    q: *const T,
-                    k: *const T,
-                    v: *const T,
+            declare_attention_kernels!(@each T, $suffix, e64 64, e96 96, e128 128);
+        }
+    };
+    (@each $t:ty, $suffix:literal, $($name:ident $e:literal),*) => {
+        extern "C" {
+            $(
+                #[link_name = concat!("fused_attention_", $suffix, "_", stringify!($e))]
+                pub fn $name(
+                    q: *const $t,
+                    k: *const $t,
+                    v: *const $t,
                     mask: *const f32,
-                    z: *mut T,
+                    z: *mut $t,
                     heads: u32,
                     groups: u32,
                     p: u32,
@@ -342,37 +347,7 @@ macro_rules! declare_attention_kernels {
                     scale: f32,
                     cap: f32,
                 );
-                #[link_name = concat!("fused_attention_", $suffix, "_96")]
-                pub fn e96(
-                    q: *const T,
-                    k: *const T,
-                    v: *const T,
-                    mask: *const f32,
-                    z: *mut T,
-                    heads: u32,
-                    groups: u32,
-                    p: u32,
-                    n: u32,
-                    mb: u32,
-                    scale: f32,
-                    cap: f32,
-                );
-                #[link_name = concat!("fused_attention_", $suffix, "_128")]
-                pub fn e128(
-                    q: *const T,
-                    k: *const T,
-                    v: *const T,
-                    mask: *const f32,
-                    z: *mut T,
-                    heads: u32,
-                    groups: u32,
-                    p: u32,
-                    n: u32,
-                    mb: u32,
-                    scale: f32,
-                    cap: f32,
-                );
-            }
+            )*
         }
     };
 }

@@ -342,10 +342,9 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_fused_attention_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_fused_attention_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_fused_attention_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::fused_attention(|q, k, v, mask, scale, cap| {
             fused_attention(&gpu(q)?, &gpu(k)?, &gpu(v)?, &gpu(mask)?, scale, cap)
         });

@@ -157,10 +157,9 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_gated_act_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_gated_act_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_gated_act_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::gated_act(|x, act| gated_act(&gpu(x)?, act));
     }
 }

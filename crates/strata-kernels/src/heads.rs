@@ -322,10 +322,9 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_split_heads_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_split_heads_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_split_heads_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::split_heads(|x, slice, rotary| {
             let tables =
                 rotary.map(|r| Ok::<_, candle_core::Error>((gpu(r.cos)?, gpu(r.sin)?, r.rotary_dim)));

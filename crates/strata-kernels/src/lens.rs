@@ -388,11 +388,11 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_lens_stats_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_lens_stats_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_lens_stats_matches_cpu_twin") else {
             return;
         };
         crate::conformance::lens_stats(|z, fin, targets, finals| {
-            lens_stats(&z.to_device(&dev)?, &fin.to_device(&dev)?, targets, finals)
+            lens_stats(&gpu(z)?, &gpu(fin)?, targets, finals)
         });
     }
 }

@@ -156,12 +156,11 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_row_norm_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_row_norm_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_row_norm_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::row_norm(|x, w, b, eps| {
-            row_norm(&gpu(x)?, &gpu(w)?, b.map(gpu).transpose()?.as_ref(), eps)
+            row_norm(&gpu(x)?, &gpu(w)?, b.map(&gpu).transpose()?.as_ref(), eps)
         });
     }
 }

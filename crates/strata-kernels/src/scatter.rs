@@ -219,10 +219,9 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_scatter_patches_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_scatter_patches_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_scatter_patches_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::scatter_patches(|dst, values, rows, positions| {
             let dst = gpu(dst)?;
             scatter_patches(&dst, &gpu(values)?, rows, positions)?;

@@ -226,10 +226,9 @@ mod tests {
     #[test]
     #[ignore = "needs a CUDA device: scripts/gpu-check.sh runs it with --include-ignored"]
     fn gpu_masked_softmax_matches_cpu_twin() {
-        let Some(dev) = crate::testing::gpu_device("gpu_masked_softmax_matches_cpu_twin") else {
+        let Some(gpu) = crate::testing::to_gpu("gpu_masked_softmax_matches_cpu_twin") else {
             return;
         };
-        let gpu = |t: &Tensor| t.to_device(&dev);
         crate::conformance::masked_softmax(|scores, mask, scale, cap| {
             masked_softmax(&gpu(scores)?, &gpu(mask)?, scale, cap)
         });

@@ -29,6 +29,13 @@ pub fn gpu_device(test: &str) -> Option<Device> {
     None
 }
 
+/// For a `gpu_*` test: a function moving CPU tensors to CUDA device 0, or `None` after saying
+/// why the test did not run (see [`gpu_device`]).
+pub fn to_gpu(test: &str) -> Option<impl Fn(&Tensor) -> candle_core::Result<Tensor>> {
+    let dev = gpu_device(test)?;
+    Some(move |t: &Tensor| t.to_device(&dev))
+}
+
 /// Largest |a − b| of two tensors of one shape, in f32 on the CPU (for the kernel tests).
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     let cpu = |t: &Tensor| t.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
