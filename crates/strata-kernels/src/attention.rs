@@ -205,30 +205,17 @@ impl CustomOp3 for AttentionOp {
             bail!("fused_attention: the mask must be an f32 CPU tensor here")
         };
         let mask = crate::contiguous(mask, ml, "mask")?;
-        macro_rules! twin {
-            ($variant:ident) => {{
-                let (CpuStorage::$variant(q), CpuStorage::$variant(k), CpuStorage::$variant(v)) =
-                    (s1, s2, s3)
-                else {
-                    bail!("fused_attention: q, k and v must share a dtype")
-                };
-                CpuStorage::$variant(fused_attention_cpu(
-                    crate::contiguous(q, l1, "q")?,
-                    crate::contiguous(k, l2, "k")?,
-                    crate::contiguous(v, l3, "v")?,
-                    mask,
-                    self.dims,
-                    self.scale,
-                    self.softcap,
-                ))
-            }};
-        }
-        let out = match s1 {
-            CpuStorage::F32(_) => twin!(F32),
-            CpuStorage::BF16(_) => twin!(BF16),
-            CpuStorage::F16(_) => twin!(F16),
-            other => bail!("fused_attention: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = crate::map_float_storages3!((s1, s2, s3), "fused_attention (q, k, v)", |q, k, v| {
+            fused_attention_cpu(
+                crate::contiguous(q, l1, "q")?,
+                crate::contiguous(k, l2, "k")?,
+                crate::contiguous(v, l3, "v")?,
+                mask,
+                self.dims,
+                self.scale,
+                self.softcap,
+            )
+        });
         Ok((out, self.out_shape()))
     }
 

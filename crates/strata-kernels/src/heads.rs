@@ -152,35 +152,22 @@ impl CustomOp3 for SplitHeadsOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        macro_rules! twin {
-            ($variant:ident) => {{
-                let (CpuStorage::$variant(x), CpuStorage::$variant(c), CpuStorage::$variant(s)) =
-                    (s1, s2, s3)
-                else {
-                    bail!("split_heads: x, cos and sin must share a dtype")
-                };
-                let rope = (self.rot > 0).then(|| -> Result<_> {
-                    Ok((
-                        crate::contiguous(c, l2, "cos")?,
-                        crate::contiguous(s, l3, "sin")?,
-                        self.cos_batch,
-                        self.rot,
-                    ))
-                });
-                CpuStorage::$variant(split_heads_cpu(
-                    crate::contiguous(x, l1, "x")?,
-                    self.shape,
-                    self.slice,
-                    rope.transpose()?,
+        let out = crate::map_float_storages3!((s1, s2, s3), "split_heads (x, cos, sin)", |x, c, s| {
+            let rope = (self.rot > 0).then(|| -> Result<_> {
+                Ok((
+                    crate::contiguous(c, l2, "cos")?,
+                    crate::contiguous(s, l3, "sin")?,
+                    self.cos_batch,
+                    self.rot,
                 ))
-            }};
-        }
-        let out = match s1 {
-            CpuStorage::F32(_) => twin!(F32),
-            CpuStorage::BF16(_) => twin!(BF16),
-            CpuStorage::F16(_) => twin!(F16),
-            other => bail!("split_heads: unsupported dtype {:?}", other.dtype()),
-        };
+            });
+            split_heads_cpu(
+                crate::contiguous(x, l1, "x")?,
+                self.shape,
+                self.slice,
+                rope.transpose()?,
+            )
+        });
         Ok((out, self.out_shape()))
     }
 

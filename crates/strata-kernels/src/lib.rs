@@ -64,6 +64,39 @@ macro_rules! map_float_storage {
 }
 pub(crate) use map_float_storage;
 
+/// Applies `$body` to three CPU storages of one float dtype (f32, bf16 or f16), seen as the
+/// slices `$a`, `$b`, `$c`, and wraps its result in that dtype's variant; mixed or other dtypes
+/// are an error naming `$what`.
+macro_rules! map_float_storages3 {
+    (($s1:expr, $s2:expr, $s3:expr), $what:expr, |$a:ident, $b:ident, $c:ident| $body:expr) => {
+        match ($s1, $s2, $s3) {
+            (
+                candle_core::CpuStorage::F32($a),
+                candle_core::CpuStorage::F32($b),
+                candle_core::CpuStorage::F32($c),
+            ) => candle_core::CpuStorage::F32($body),
+            (
+                candle_core::CpuStorage::BF16($a),
+                candle_core::CpuStorage::BF16($b),
+                candle_core::CpuStorage::BF16($c),
+            ) => candle_core::CpuStorage::BF16($body),
+            (
+                candle_core::CpuStorage::F16($a),
+                candle_core::CpuStorage::F16($b),
+                candle_core::CpuStorage::F16($c),
+            ) => candle_core::CpuStorage::F16($body),
+            (a, b, c) => candle_core::bail!(
+                "{}: needs three f32, bf16 or f16 inputs of one dtype, got {:?}, {:?}, {:?}",
+                $what,
+                a.dtype(),
+                b.dtype(),
+                c.dtype()
+            ),
+        }
+    };
+}
+pub(crate) use map_float_storages3;
+
 /// Evaluates `$body` (generic over the element type of the slice `$v`) on an f32, bf16 or f16
 /// CPU storage; other dtypes are an error naming `$what`.
 macro_rules! with_float_slice {
