@@ -188,6 +188,10 @@ if want bench; then
                 --out "$RES/strata-patch-$shape-full" > "$L-strata-patch-full.log" 2>&1 || ok=0
             t1=$(now)
             grep -h 'sweep times' "$L-strata-patch-full.log" >&2
+            note "bench $shape: strata patch, attention as q·kᵀ + softmax + ·v (STRATA_FUSED_ATTENTION=0)"
+            STRATA_FUSED_ATTENTION=0 timeout 300 "$BIN/strata" patch "${MODEL_FLAG[@]}" "$M" --prompt "$PROMPT" \
+                --corrupted "$CORRUPTED" --target w500 --distractor w501 --component resid_pre --device cuda \
+                --dtype bf16 --repeat 3 --out "$RES/strata-patch-$shape-composite" > "$L-strata-patch-composite.log" 2>&1 || ok=0
             echo "{\"run\": \"full\", \"wall_s\": $("$PY" -c "print(round($t1 - $t0, 3))")}" \
                 > "$RES/strata-patch-$shape-full.time.json"
         fi

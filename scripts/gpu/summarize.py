@@ -59,6 +59,7 @@ def main():
         s = load(os.path.join(res, f"strata-forward-{shape}.json")) or {}
         full = load(os.path.join(res, f"strata-patch-{shape}-full.time.json")) or {}
         sp = load(os.path.join(res, f"strata-patch-{shape}-full", "patch.json"))
+        sp_composite = load(os.path.join(res, f"strata-patch-{shape}-composite", "patch.json")) or {}
         b = {"torch": {k: v for k, v in t.items() if k != "patch_sweep"}, "strata_forward": s}
         tf = {(r["batch"], r["tokens"]): r for r in t.get("forward", [])}
         for r in s.get("forward", []):
@@ -85,13 +86,15 @@ def main():
         sweep = {"torch_seconds_first": ts.get("seconds_first"), "torch_seconds_warm": ts.get("seconds_warm"),
                  "strata_wall_s_full": full.get("wall_s"),
                  "strata_sweep_s_in_process": (sp or {}).get("elapsed_seconds"),
+                 "strata_sweep_s_in_process_composite_attention": sp_composite.get("elapsed_seconds"),
                  "layers": layers, "positions": ts.get("positions")}
         sweep["strata_vs_torch_values"] = patch_compare(sp, ts)
         b["patch_sweep"] = sweep
         out["bench"][shape] = b
         cmp_ = sweep["strata_vs_torch_values"] or {}
         fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "–"
-        sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(sweep['strata_sweep_s_in_process'])} | {fmt(full.get('wall_s'))} | "
+        sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(sweep['strata_sweep_s_in_process'])} | "
+                          f"{fmt(sweep['strata_sweep_s_in_process_composite_attention'])} | {fmt(full.get('wall_s'))} | "
                           f"{fmt(ts.get('seconds_warm'))} | {fmt(ts.get('seconds_first'))} | {fmt(cmp_.get('max_abs_diff'))} |")
     if fwd_rows:
         md += ["## Forward throughput, bf16 (tokens/s, logits at every position)", "",
@@ -114,8 +117,8 @@ def main():
                "(start, model load, 3 sweeps, figures). "
                "PyTorch: clean run with hidden states + corrupted run + one batched forward (20 patches) per layer, "
                "model already loaded.", "",
-               "| model | layers x positions | strata sweep in-process (s) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
-               "|---|---|---|---|---|---|---|", *sweep_rows, ""]
+               "| model | layers x positions | strata sweep in-process (s) | same, STRATA_FUSED_ATTENTION=0 (s) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
+               "|---|---|---|---|---|---|---|---|", *sweep_rows, ""]
     with open(os.path.join(res, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
     with open(os.path.join(res, "results.md"), "w") as f:
