@@ -63,7 +63,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
     for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * E + kk * 16, E);
-    __syncthreads(); // `tiles` now holds K and V
+    // `tiles` is rewritten with K only after the two barriers that open each key tile.
 
     // This lane's query row and half of the tile's columns.
     const uint32_t row = lane / 2, col0 = (lane % 2) * (FA_BK / 2), qi = wq0 + row;
@@ -136,9 +136,9 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                         }
                     }
                 }
-                __syncwarp(); // this tile's s_tile / p_tile reads are done
             }
-            __syncthreads(); // K and V read before the next tile replaces them
+            // The next tile's K and V (and s_tile, p_tile) are written only after the two
+            // barriers that open it, so every read of this tile is done by then.
         }
     }
     // z rows of the warp's valid queries, one 16x16 fragment at a time through s_tile.

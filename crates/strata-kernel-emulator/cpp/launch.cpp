@@ -1,5 +1,11 @@
 // The launcher of the host emulation (see cuda_emulation.h): runs a kernel body for every thread
-// of every block, each thread a ucontext fiber, scheduled round-robin on the calling OS thread.
+// of every block, each thread a ucontext fiber on the calling OS thread.
+//
+// Scheduling is adversarial for missing barriers: the scheduler always resumes the lowest-numbered
+// thread that can run (every other launch: the highest-numbered), which runs until it waits on a
+// barrier or ends. So one side of the block runs as far ahead of the rest as the barriers allow:
+// a read that a missing __syncthreads / __syncwarp should have ordered after another thread's
+// write sees the old value, and the kernel's output differs from its CPU twin.
 #include "cuda_emulation.h"
 
 #include <stdlib.h>
@@ -24,6 +30,13 @@ struct Fiber {
     std::vector<char> stack;
     dim3 index;
     bool done = false;
+    // The barrier this thread waits on and its generation then (none: runnable).
+    const Barrier *waiting_on = nullptr;
+    unsigned waiting_generation = 0;
+
+    bool runnable() const {
+        return !done && (waiting_on == nullptr || waiting_on->generation != waiting_generation);
+    }
 };
 
 struct Block {
@@ -35,7 +48,6 @@ struct Block {
     std::vector<Barrier> warps;
     std::vector<uint64_t> shuffle;
     unsigned current = 0;
-    uint64_t progress = 0; // arrivals, releases and exits: a pass without any is a deadlock
 };
 
 thread_local Block *running = nullptr;
@@ -44,7 +56,6 @@ void release_if_complete(Barrier &b) {
     if (b.arrived > 0 && b.arrived == b.alive) {
         b.arrived = 0;
         b.generation++;
-        running->progress++;
     }
 }
 
@@ -52,9 +63,13 @@ void wait(Barrier &b) {
     Block &blk = *running;
     const unsigned generation = b.generation;
     b.arrived++;
-    blk.progress++;
     release_if_complete(b);
-    while (b.generation == generation) swapcontext(&blk.fibers[blk.current].context, &blk.scheduler);
+    if (b.generation != generation) return; // the last to arrive goes on
+    Fiber &f = blk.fibers[blk.current];
+    f.waiting_on = &b;
+    f.waiting_generation = generation;
+    swapcontext(&f.context, &blk.scheduler); // resumed once the generation has moved on
+    f.waiting_on = nullptr;
 }
 
 void fiber_main();
@@ -73,13 +88,34 @@ void fiber_main() {
     blk.body(blk.user);
     Fiber &f = blk.fibers[blk.current];
     f.done = true;
-    blk.progress++;
     blk.block.alive--;
     release_if_complete(blk.block);
     Barrier &w = blk.warps[blk.current / 32];
     w.alive--;
     release_if_complete(w);
     // returns to the scheduler through uc_link
+}
+
+// Runs one block to its end: 0, or 1 when live threads all wait on barriers that cannot complete.
+int run_block(Block &blk, unsigned threads, bool reverse) {
+    unsigned live = threads;
+    while (live > 0) {
+        unsigned t = threads;
+        for (unsigned i = 0; i < threads; i++) {
+            const unsigned candidate = reverse ? threads - 1 - i : i;
+            if (blk.fibers[candidate].runnable()) {
+                t = candidate;
+                break;
+            }
+        }
+        if (t == threads) return 1;
+        Fiber &f = blk.fibers[t];
+        blk.current = t;
+        threadIdx = f.index;
+        swapcontext(&blk.scheduler, &f.context);
+        if (f.done) live--;
+    }
+    return 0;
 }
 
 } // namespace
@@ -101,6 +137,9 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
                                      void (*body)(void *), void *user) {
     const unsigned threads = block[0] * block[1] * block[2];
     if (threads == 0 || threads > 1024 || grid[0] * grid[1] * grid[2] == 0) return 2;
+    // Every other launch on this OS thread favours the highest-numbered threads instead.
+    static thread_local unsigned launches = 0;
+    const bool reverse = launches++ % 2 == 1;
     Block blk;
     blk.body = body;
     blk.user = user;
@@ -123,25 +162,11 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
                     Fiber &f = blk.fibers[t];
                     f.index = {t % block[0], t / block[0] % block[1], t / (block[0] * block[1])};
                     f.done = false;
+                    f.waiting_on = nullptr;
                     blk.warps[t / 32].alive++;
                     start_fiber(f, &blk.scheduler);
                 }
-                unsigned live = threads;
-                while (live > 0) {
-                    const uint64_t before = blk.progress;
-                    for (unsigned t = 0; t < threads; t++) {
-                        Fiber &f = blk.fibers[t];
-                        if (f.done) continue;
-                        blk.current = t;
-                        threadIdx = f.index;
-                        swapcontext(&blk.scheduler, &f.context);
-                        if (f.done) live--;
-                    }
-                    if (live > 0 && blk.progress == before) {
-                        status = 1;
-                        break;
-                    }
-                }
+                status = run_block(blk, threads, reverse);
             }
     gridDim = saved_grid;
     blockDim = saved_block;

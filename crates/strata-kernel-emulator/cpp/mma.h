@@ -2,7 +2,9 @@
 // accumulators. The device spreads a fragment over the warp's lanes in an unspecified layout, so
 // kernels may only move whole fragments (load, store, fill, mma); here every lane holds the whole
 // tile in row-major order, which no such kernel can tell apart. Products in f32, accumulated in
-// f32 over k in order (tensor cores accumulate in f32 in an unspecified order).
+// f32 over k in order (tensor cores accumulate in f32 in an unspecified order). One consequence:
+// every lane's store writes the whole tile, so a missing __syncwarp between a fragment store and
+// other lanes' reads of it goes unnoticed here (the GPU test would see it).
 #pragma once
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
