@@ -181,7 +181,7 @@ def family_configs():
     )
     fams["mistral"] = (
         T.MistralForCausalLM,
-        T.MistralConfig(**COMMON, num_hidden_layers=2, head_dim=16, sliding_window=4, rms_norm_eps=1e-5,
+        T.MistralConfig(**COMMON, num_hidden_layers=2, head_dim=64, sliding_window=4, rms_norm_eps=1e-5,
                         tie_word_embeddings=False, rope_parameters=dict(rope_type="default", rope_theta=10000.0)),
         dict(arch="llama", module=m_mistral, sliding={0: 4, 1: 4}),
     )
