@@ -277,7 +277,7 @@ fn gpu_bench_forward() {
         // Freed memory returned to the driver at every synchronisation (CUDA's default) or kept
         // in the pool (what Model::load sets); attention in strata's fused kernel (the default)
         // or as q·kᵀ, masked softmax and ·v.
-        for (keep, fused_attention) in [(false, true), (true, true), (true, false)] {
+        for (keep, fused_attention) in [(true, false), (false, true), (true, true)] {
             strata_model::keep_freed_device_memory(&dev, keep).unwrap();
             let decoder = model.decoder.with_fused_attention(fused_attention);
             let run = || {
@@ -299,6 +299,9 @@ fn gpu_bench_forward() {
                 per * 1e3
             );
             results.push(serde_json::json!({"batch": b, "tokens": t, "keep_freed_memory": keep, "fused_attention": fused_attention, "seconds_per_forward": per, "tokens_per_s": tps, "runs": n}));
+            if std::env::var_os("STRATA_BENCH_OUT").is_some() {
+                write_bench(&model_dir, load_s, &results, &ops);
+            }
         }
         profile_forward(&model, &batch, &dev, false);
         profile_forward(&model, &batch, &dev, true);
@@ -307,7 +310,13 @@ fn gpu_bench_forward() {
             ops.push(serde_json::json!({"batch": b, "tokens": t, "op": op, "ms": ms}));
         }
     }
-    let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": results, "ops": ops});
+    write_bench(&model_dir, load_s, &results, &ops);
+}
+
+/// Writes the forward benchmark's results so far to `$STRATA_BENCH_OUT` (or stdout): after every
+/// measurement, so that a later failure (a kernel fault ends the process) keeps what was measured.
+fn write_bench(model_dir: &str, load_s: f64, forward: &[serde_json::Value], ops: &[serde_json::Value]) {
+    let json = serde_json::json!({"engine": "strata", "model": model_dir, "dtype": "bf16", "load_s": load_s, "forward": forward, "ops": ops});
     match std::env::var_os("STRATA_BENCH_OUT") {
         Some(p) => std::fs::write(p, serde_json::to_string_pretty(&json).unwrap()).unwrap(),
         None => println!("{json}"),
