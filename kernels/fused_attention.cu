@@ -22,6 +22,7 @@ using namespace nvcuda;
 #define FA_THREADS (FA_WARPS * 32)
 #define FA_BQ (FA_WARPS * 16) // queries per block
 #define FA_BK 32              // keys per tile
+#define FA_MAX_TILES 256      // key tiles whose visibility is found up front (8192 keys); later ones are always computed
 
 // rows x E elements of `src` (row-major) into shared `dst`; rows from `valid` on are zeros.
 // 16-byte vectors when `src` is 16-byte aligned (E is a multiple of 8), elements otherwise.
@@ -48,7 +49,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     __shared__ __align__(32) T tiles[TILES];
     __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_BK];
     __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_BK];
-    __shared__ int warp_sees_tile[FA_WARPS];
+    __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
 
     const uint32_t b = blockIdx.z, h = blockIdx.y, g = h / (heads / groups);
     const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -63,31 +64,35 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
     for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * E + kk * 16, E);
-    // `tiles` is rewritten with K only after the two barriers that open each key tile.
 
-    // This lane's query row and half of the tile's columns.
+    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped); this
+    // lane's query row and half of the tile's columns.
     const uint32_t row = lane / 2, col0 = (lane % 2) * (FA_BK / 2), qi = wq0 + row;
     const float *mrow = mb + (size_t)qi * n_len;
+    const uint32_t n_tiles = (n_len + FA_BK - 1) / FA_BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
+    for (uint32_t t = 0; t < known; t++) {
+        bool lane_sees = false;
+        if (qi < p_len)
+            for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                const uint32_t j = t * FA_BK + col0 + c;
+                lane_sees |= j < n_len && mrow[j] != -INFINITY;
+            }
+        const bool warp_sees = __any_sync(0xffffffff, lane_sees);
+        if (lane == 0) sees[warp][t] = warp_sees;
+    }
+    __syncthreads(); // `sees` complete; every warp's Q fragments loaded before K overwrites `tiles`
+
     float row_max = -INFINITY, row_sum = 0.0f;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
     for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
     T *kt = tiles, *vt = tiles + FA_BK * E;
 
     for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t n0 = 0; n0 < n_len; n0 += FA_BK) {
-            bool sees = false;
-            if (qi < p_len)
-                for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                    const uint32_t j = n0 + col0 + c;
-                    sees |= j < n_len && mrow[j] != -INFINITY;
-                }
-            const bool warp_sees = __any_sync(0xffffffff, sees);
-            if (lane == 0) warp_sees_tile[warp] = warp_sees;
-            __syncthreads();
-            bool block_sees = false;
-            for (int w = 0; w < FA_WARPS; w++) block_sees |= warp_sees_tile[w] != 0;
-            __syncthreads(); // read before the next tile rewrites it
-            if (!block_sees) continue;
+        for (uint32_t t = 0, n0 = 0; t < n_tiles; t++, n0 += FA_BK) {
+            bool block_sees = t >= FA_MAX_TILES;
+            for (int w = 0; w < FA_WARPS; w++) block_sees |= t < FA_MAX_TILES && sees[w][t];
+            if (!block_sees) continue; // the same for every thread of the block
+            const bool warp_sees = t >= FA_MAX_TILES || sees[warp][t];
             load_tile<T, E>(kt, kb + (size_t)n0 * E, FA_BK, n_len - n0);
             if (pass == 1) load_tile<T, E>(vt, vb + (size_t)n0 * E, FA_BK, n_len - n0);
             __syncthreads();
@@ -137,8 +142,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                     }
                 }
             }
-            // The next tile's K and V (and s_tile, p_tile) are written only after the two
-            // barriers that open it, so every read of this tile is done by then.
+            __syncthreads(); // K, V, s_tile and p_tile read before the next tile replaces them
         }
     }
     // z rows of the warp's valid queries, one 16x16 fragment at a time through s_tile.
