@@ -79,6 +79,27 @@ fn patching_fast_path_equals_naive() {
     eprintln!("patching fast vs naive: max |diff| {worst:e}");
 }
 
+/// The same on the GPU's path (`with_fused_kernels`: the fused kernels' CPU twins): the fast
+/// path's suffix runs feed the fused attention fewer queries than keys and a narrowed mask.
+#[test]
+fn patching_on_the_fused_kernel_path_equals_naive() {
+    for fam in ["llama", "mistral", "gemma2"] {
+        let mut m = fixture(fam);
+        m.decoder = m.decoder.with_fused_kernels();
+        let mut opts = PatchOptions {
+            components: PatchComponent::ALL.to_vec(),
+            per_position: true,
+            max_batch: BatchSize::Fixed(5),
+            ..Default::default()
+        };
+        let fast = activation_patching(&m, &[item()], &opts, &mut |_| {}).unwrap();
+        opts.exact_naive = true;
+        let naive = activation_patching(&m, &[item()], &opts, &mut |_| {}).unwrap();
+        let d = max_diff(&fast.rows, &naive.rows);
+        assert!(d <= 1e-5, "{fam}: fast and naive patching differ by {d} on the fused path");
+    }
+}
+
 #[test]
 fn ablation_fast_path_equals_naive_every_kind() {
     let mut worst = 0f64;
