@@ -96,7 +96,10 @@ fn patching_on_the_fused_kernel_path_equals_naive() {
         opts.exact_naive = true;
         let naive = activation_patching(&m, &[item()], &opts, &mut |_| {}).unwrap();
         let d = max_diff(&fast.rows, &naive.rows);
-        assert!(d <= 1e-5, "{fam}: fast and naive patching differ by {d} on the fused path");
+        assert!(
+            d <= 1e-5,
+            "{fam}: fast and naive patching differ by {d} on the fused path"
+        );
     }
 }
 
