@@ -51,6 +51,16 @@ pub(crate) fn log_softmax_naive(z: &[f32]) -> Vec<f64> {
     z.iter().map(|&v| v as f64 - m - sum.ln()).collect()
 }
 
+/// A tensor's values as stored (bf16/f16 rounding included), flattened, in f32.
+pub(crate) fn stored_values(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 /// A lens case: `rows` rows of logits (a tie with the first row's target, a -inf), two final
 /// log-distributions (one with a -inf token), per-row targets and final rows.
 pub(crate) fn lens_case(rows: usize, vocab: usize) -> (Vec<f32>, Vec<f32>, Vec<u32>, Vec<u32>) {
@@ -97,14 +107,7 @@ pub fn lens_stats(run: impl Fn(&Tensor, &Tensor, &[u32], &[u32]) -> Result<Vec<L
         let ft = tensor(fin.clone(), &[2, vocab], DType::F32);
         for dt in DTYPES {
             let zt = tensor(z.clone(), &[rows, vocab], dt);
-            let stored: Vec<f32> = zt
-                .to_dtype(DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let want = lens_stats_cpu(&stored, vocab, &fin, &targets, &finals);
+            let want = lens_stats_cpu(&stored_values(&zt), vocab, &fin, &targets, &finals);
             let got = run(&zt, &ft, &targets, &finals).unwrap();
             // exp/log rounding over up to 262 144 terms in another order
             assert_rows_close(&got, &want, 1e-4, &format!("lens_stats {dt:?} {rows}x{vocab}"));
