@@ -8,6 +8,7 @@
 // write sees the old value, and the kernel's output differs from its CPU twin.
 #include "cuda_emulation.h"
 
+#include <memory>
 #include <stdlib.h>
 #include <ucontext.h>
 #include <vector>
@@ -27,7 +28,7 @@ struct Barrier {
 
 struct Fiber {
     ucontext_t context;
-    std::vector<char> stack;
+    std::unique_ptr<char[]> stack; // not zero-filled: pages a fiber never touches stay unmapped
     dim3 index;
     bool done = false;
     // The barrier this thread waits on and its generation then (none: runnable).
@@ -77,8 +78,8 @@ void fiber_main();
 // Separate and not inlined: getcontext returns twice, which must not concern the launcher's loop.
 __attribute__((noinline)) void start_fiber(Fiber &f, ucontext_t *scheduler) {
     getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack.data();
-    f.context.uc_stack.ss_size = f.stack.size();
+    f.context.uc_stack.ss_sp = f.stack.get();
+    f.context.uc_stack.ss_size = STACK_BYTES;
     f.context.uc_link = scheduler;
     makecontext(&f.context, fiber_main, 0);
 }
@@ -144,7 +145,7 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
     blk.body = body;
     blk.user = user;
     blk.fibers.resize(threads);
-    for (Fiber &f : blk.fibers) f.stack.resize(STACK_BYTES);
+    for (Fiber &f : blk.fibers) f.stack.reset(new char[STACK_BYTES]);
     blk.shuffle.resize((threads + 31) / 32 * 32);
     Block *outer = running;
     running = &blk;
