@@ -16,7 +16,7 @@
 use candle_core::{DType, IndexOp, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use strata_model::{
-    ActivationCache, Edit, Hook, HookPoint, HookSet, HookedDecoder, Intervention, TokenBatch,
+    ActivationCache, Axes, Edit, Hook, HookPoint, HookSet, HookedDecoder, Intervention, TokenBatch,
 };
 
 use crate::batch_size::{explain_out_of_memory, BatchSize};
@@ -260,10 +260,7 @@ fn patched_slices(p: &Patch) -> Result<(Vec<(usize, usize)>, Tensor)> {
         .iter()
         .flat_map(|&q| heads.iter().map(move |&h| (q, h)))
         .collect();
-    let rows: Vec<u32> = at
-        .iter()
-        .map(|&(q, h)| slice_index(middle, point, q, h))
-        .collect();
+    let rows: Vec<u32> = at.iter().map(|&(q, h)| slice_index(middle, axes, q, h)).collect();
     let width = dims[dims.len() - 1];
     let values = p
         .value
@@ -273,8 +270,7 @@ fn patched_slices(p: &Patch) -> Result<(Vec<(usize, usize)>, Tensor)> {
 }
 
 /// Row-major index of (position, head) over `middle`, the axes between batch and last axis.
-fn slice_index(middle: &[usize], point: HookPoint, position: usize, head: usize) -> u32 {
-    let axes = point.axes();
+fn slice_index(middle: &[usize], axes: Axes, position: usize, head: usize) -> u32 {
     let index = middle.iter().enumerate().fold(0, |index, (i, &len)| {
         let at = match i + 1 {
             axis if axis == axes.position => position,
@@ -309,7 +305,7 @@ impl Hook for RowPatches {
                 )));
             };
             rows.push(row as u32);
-            slices.push(slice_index(middle, point, q, head));
+            slices.push(slice_index(middle, axes, q, head));
             kept.push(i as u32);
         }
         if rows.is_empty() {

@@ -9,7 +9,6 @@
 #include "cuda_emulation.h"
 
 #include <memory>
-#include <stdlib.h>
 #include <ucontext.h>
 #include <vector>
 
