@@ -18,12 +18,15 @@
 # Idempotent: the wheels are installed once (a stamp file records the pinned set), the stub and
 # symlinks are regenerated only when missing. Works from an empty cache.
 #
-# Usage: scripts/build-cuda.sh [--compute-cap N] [--setup-only] [--env] [--carry] [-- CARGO_ARGS...]
+# Usage: scripts/build-cuda.sh [--compute-cap N] [--setup-only] [--env] [--nvcc] [--carry] [-- CARGO_ARGS...]
 #   --compute-cap N  GPU compute capability (default $CUDA_COMPUTE_CAP or 90 = H100/H200).
 #                    Candle's kernels are compiled for sm_${N}a: the binary runs on that CC only.
 #   --setup-only     install the toolchain and print the environment, do not build.
 #   --env            print `export ...` lines only (use: eval "$(scripts/build-cuda.sh --env)"),
 #                    e.g. to run `cargo test --release --features cuda` yourself.
+#   --nvcc           install the compiler wheels only (~100 MB, not the 1.2 GB of libraries) and
+#                    print nvcc's path: what strata-kernels' tests/nvcc.rs compiles the kernels
+#                    with (scripts/test.sh: export NVCC=$(scripts/build-cuda.sh --nvcc)).
 #   --carry          also build the cuda test executables and pack them with the binary into
 #                    target/cuda-carry/ (what scripts/gpu-check.sh runs on the GPU machine).
 #   -- ARGS          extra arguments for cargo build.
@@ -43,15 +46,16 @@ while [ $# -gt 0 ]; do
         --compute-cap=*) CAP="${1#*=}"; shift ;;
         --setup-only) MODE=setup; shift ;;
         --env) MODE=env; shift ;;
+        --nvcc) MODE=nvcc; shift ;;
         --carry) CARRY=1; shift ;;
         --) shift; CARGO_EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "build-cuda: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 case "$CAP" in *[!0-9]*|'') echo "build-cuda: --compute-cap must be digits like 90, got '$CAP'" >&2; exit 2 ;; esac
 
-log() { if [ "$MODE" != env ]; then echo "build-cuda: $*" >&2; fi; }
+log() { if [ "$MODE" != env ]; then echo "build-cuda: $*" >&2; fi; }  # stdout is for --env/--nvcc
 
 CACHE="${STRATA_CACHE:-$HOME/.cache/strata}"
 PREFIX="$CACHE/cuda"
@@ -60,28 +64,44 @@ PY="${PYTHON:-python3}"
 
 # Pinned to torch 2.11.0 (cu130)'s resolved dependencies (nvcc/crt/nvvm/cccl have no torch pin:
 # 13.0.x, never newer than the GPU machine's driver CUDA version, or its JIT rejects the PTX ISA).
-WHEELS=(
+COMPILER_WHEELS=(
     nvidia-cuda-nvcc==13.0.88
     nvidia-cuda-crt==13.0.88
     nvidia-nvvm==13.0.88
     nvidia-cuda-runtime==13.0.96
     nvidia-cuda-cccl==13.0.85
+)
+WHEELS=(
+    "${COMPILER_WHEELS[@]}"
     nvidia-cublas==13.1.0.3
     nvidia-curand==10.4.0.35
     nvidia-cuda-nvrtc==13.0.88
 )
-STAMP="$PREFIX/.strata-wheels"
+STAMP="$PREFIX/.strata-wheels"   # the wheel set last installed
+
+installed() { [ -x "$CR/bin/nvcc" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$1" ]; }
+
+# install WHAT WHEELS... -> pip install --target into $PREFIX, recorded in the stamp
+install() {
+    local what="$1"; shift
+    log "installing the CUDA 13.0 $what wheels into $PREFIX"
+    mkdir -p "$PREFIX"
+    PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install --disable-pip-version-check -q --upgrade --target "$PREFIX" "$@" >&2
+    printf '%s' "$*" > "$STAMP"
+    [ -x "$CR/bin/nvcc" ] || { echo "build-cuda: $CR/bin/nvcc missing after install" >&2; exit 1; }
+}
 
 # ---- 1. wheels -------------------------------------------------------------------------------
-if [ -x "$CR/bin/nvcc" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${WHEELS[*]}" ]; then
+if [ "$MODE" = nvcc ]; then
+    installed "${WHEELS[*]}" || installed "${COMPILER_WHEELS[*]}" || install compiler "${COMPILER_WHEELS[@]}"
+    echo "$CR/bin/nvcc"
+    exit 0
+fi
+if installed "${WHEELS[*]}"; then
     log "CUDA wheels already in $PREFIX"
 else
-    log "installing CUDA 13.0 wheels into $PREFIX (about 1.2 GB)"
-    mkdir -p "$PREFIX"
-    PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install --disable-pip-version-check -q --upgrade --target "$PREFIX" "${WHEELS[@]}" >&2
-    printf '%s' "${WHEELS[*]}" > "$STAMP"
+    install "compiler and library (about 1.2 GB)" "${WHEELS[@]}"
 fi
-[ -x "$CR/bin/nvcc" ] || { echo "build-cuda: $CR/bin/nvcc missing after install" >&2; exit 1; }
 
 # ---- 2. unversioned symlinks for -lcublas -lcublasLt -lcudart -lnvrtc -lcurand -----------------
 for l in cublas cublasLt cudart nvrtc; do

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): fetch the real models, then every test of
-# the workspace. No Python is needed: references are committed under tests/fixtures/.
+# The project's test command (README, .ci/run): fetch the real models and NVIDIA's compiler
+# (for crates/strata-kernels/tests/nvcc.rs, which compiles the CUDA kernels; no GPU needed), then
+# every test of the workspace. No Python package is needed beyond pip: references are committed
+# under tests/fixtures/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/fetch-models.sh
+NVCC="${NVCC:-$(bash scripts/build-cuda.sh --nvcc)}"
+export NVCC
 cargo test --workspace --locked "$@"
