@@ -11,6 +11,8 @@
 // rounds its pattern) — no rescaling of the accumulators, so they stay in tensor-core fragments.
 // Products on tensor cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. Key tiles that
 // no query of the block sees (causal future, padding, outside a sliding window) are skipped.
+// Shared rows are padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once,
+// and rows E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
 // CPU twin: strata_kernels::fused_attention_cpu.
 #include "common.cuh"
 #include <math.h>
@@ -23,20 +25,29 @@ using namespace nvcuda;
 #define FA_BQ (FA_WARPS * 16) // queries per block
 #define FA_BK 32              // keys per tile
 #define FA_MAX_TILES 256      // key tiles whose visibility is found up front (8192 keys); later ones are always computed
+#define FA_PAD 8              // elements (16 bytes) after each shared row of Q, K, V and p
+#define FA_S_LD (FA_BK + 4)   // row stride of the f32 score tile (a WMMA ldm: a multiple of 16 bytes)
+#define FA_P_LD (FA_BK + FA_PAD)
 
-// rows x E elements of `src` (row-major) into shared `dst`; rows from `valid` on are zeros.
-// 16-byte vectors when `src` is 16-byte aligned (E is a multiple of 8), elements otherwise.
+// rows x E elements of `src` (row-major) into shared `dst`, rows E + FA_PAD apart; rows from
+// `valid` on are zeros. 16-byte vectors when `src` is 16-byte aligned (E is a multiple of 8),
+// elements otherwise.
 template <typename T, int E>
 __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, uint32_t valid) {
+    static_assert(sizeof(T) == 2 && E % 8 == 0, "16-bit elements, rows of whole 16-byte vectors");
     if (((uintptr_t)src & 15) == 0) {
-        constexpr uint32_t per_row = E * sizeof(T) / 16;
+        constexpr uint32_t per_row = E * sizeof(T) / 16, ld = (E + FA_PAD) * sizeof(T) / 16;
         const uint4 *s = reinterpret_cast<const uint4 *>(src);
         uint4 *d = reinterpret_cast<uint4 *>(dst);
-        for (uint32_t i = threadIdx.x; i < rows * per_row; i += FA_THREADS)
-            d[i] = i / per_row < valid ? s[i] : make_uint4(0, 0, 0, 0);
+        for (uint32_t i = threadIdx.x; i < rows * per_row; i += FA_THREADS) {
+            const uint32_t r = i / per_row;
+            d[r * ld + i % per_row] = r < valid ? s[i] : make_uint4(0, 0, 0, 0);
+        }
     } else {
-        for (uint32_t i = threadIdx.x; i < rows * E; i += FA_THREADS)
-            dst[i] = i / E < valid ? src[i] : from_f32<T>(0.0f);
+        for (uint32_t i = threadIdx.x; i < rows * E; i += FA_THREADS) {
+            const uint32_t r = i / E;
+            dst[r * (E + FA_PAD) + i % E] = r < valid ? src[i] : from_f32<T>(0.0f);
+        }
     }
 }
 
@@ -44,11 +55,12 @@ template <typename T, int E>
 __device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
                                 uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
                                 float cap) {
-    // Q staging, then the K and V tiles of the current key tile.
-    constexpr int TILES = FA_BQ * E > 2 * FA_BK * E ? FA_BQ * E : 2 * FA_BK * E;
+    // Q staging, then the K and V tiles of the current key tile; rows LD apart.
+    constexpr uint32_t LD = E + FA_PAD;
+    constexpr uint32_t TILES = FA_BQ > 2 * FA_BK ? FA_BQ * LD : 2 * FA_BK * LD;
     __shared__ __align__(32) T tiles[TILES];
-    __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_BK];
-    __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_BK];
+    __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_S_LD];
+    __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_P_LD];
     __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
 
     const uint32_t b = blockIdx.z, h = blockIdx.y, g = h / (heads / groups);
@@ -63,18 +75,19 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     load_tile<T, E>(tiles, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
-    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * E + kk * 16, E);
+    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * LD + kk * 16, LD);
 
-    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped); this
-    // lane's query row and half of the tile's columns.
-    const uint32_t row = lane / 2, col0 = (lane % 2) * (FA_BK / 2), qi = wq0 + row;
+    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). This
+    // lane's query row and its half of the tile's columns, col(c) = 2c + lane % 2 (interleaved:
+    // the lanes' reads of a score row fall in different banks).
+    const uint32_t row = lane / 2, odd = lane % 2, qi = wq0 + row;
     const float *mrow = mb + (size_t)qi * n_len;
     const uint32_t n_tiles = (n_len + FA_BK - 1) / FA_BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
     for (uint32_t t = 0; t < known; t++) {
         bool lane_sees = false;
         if (qi < p_len)
             for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                const uint32_t j = t * FA_BK + col0 + c;
+                const uint32_t j = t * FA_BK + 2 * c + odd;
                 lane_sees |= j < n_len && mrow[j] != -INFINITY;
             }
         const bool warp_sees = __any_sync(0xffffffff, lane_sees);
@@ -85,7 +98,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     float row_max = -INFINITY, row_sum = 0.0f;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
     for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
-    T *kt = tiles, *vt = tiles + FA_BK * E;
+    T *kt = tiles, *vt = tiles + FA_BK * LD;
 
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t t = 0, n0 = 0; t < n_tiles; t++, n0 += FA_BK) {
@@ -103,16 +116,16 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                     wmma::fill_fragment(sf, 0.0f);
                     for (int kk = 0; kk < E / 16; kk++) {
                         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
-                        wmma::load_matrix_sync(kf, kt + cb * 16 * E + kk * 16, E);
+                        wmma::load_matrix_sync(kf, kt + cb * 16 * LD + kk * 16, LD);
                         wmma::mma_sync(sf, qf[kk], kf, sf);
                     }
-                    wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_BK, wmma::mem_row_major);
+                    wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_S_LD, wmma::mem_row_major);
                 }
                 __syncwarp();
                 float x[FA_BK / 2], tile_max = -INFINITY;
                 for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                    const uint32_t j = n0 + col0 + c;
-                    float val = s_tile[warp][row * FA_BK + col0 + c] * scale;
+                    const uint32_t j = n0 + 2 * c + odd;
+                    float val = s_tile[warp][row * FA_S_LD + 2 * c + odd] * scale;
                     if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
                     x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
                     tile_max = fmaxf(tile_max, x[c]);
@@ -128,15 +141,15 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                 } else {
                     for (uint32_t c = 0; c < FA_BK / 2; c++) {
                         const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - row_max) / row_sum;
-                        p_tile[warp][row * FA_BK + col0 + c] = from_f32<T>(p);
+                        p_tile[warp][row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
                     }
                     __syncwarp();
                     for (int kk = 0; kk < FA_BK / 16; kk++) {
                         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
-                        wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_BK);
+                        wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_P_LD);
                         for (int j = 0; j < E / 16; j++) {
                             wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
-                            wmma::load_matrix_sync(vf, vt + kk * 16 * E + j * 16, E);
+                            wmma::load_matrix_sync(vf, vt + kk * 16 * LD + j * 16, LD);
                             wmma::mma_sync(of[j], pf, vf, of[j]);
                         }
                     }
@@ -147,12 +160,13 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     }
     // z rows of the warp's valid queries, one 16x16 fragment at a time through s_tile.
     for (int j = 0; j < E / 16; j++) {
-        wmma::store_matrix_sync(s_tile[warp], of[j], 16, wmma::mem_row_major);
+        wmma::store_matrix_sync(s_tile[warp], of[j], FA_S_LD, wmma::mem_row_major);
         __syncwarp();
         for (uint32_t i = lane; i < 256; i += 32) {
             const uint32_t r = i / 16, c = i % 16;
             if (wq0 + r < p_len)
-                z[(((size_t)b * p_len + wq0 + r) * heads + h) * E + j * 16 + c] = from_f32<T>(s_tile[warp][i]);
+                z[(((size_t)b * p_len + wq0 + r) * heads + h) * E + j * 16 + c] =
+                    from_f32<T>(s_tile[warp][r * FA_S_LD + c]);
         }
         __syncwarp();
     }

@@ -34,6 +34,9 @@ namespace strata_emulation {
 // The calling fiber waits until every live thread of its block (or warp) has arrived.
 void sync_block();
 void sync_warp();
+// Records that the calling thread broke a CUDA API contract the host would let pass (the launch
+// then fails with `what`); the thread goes on.
+void fault(const char *what);
 // This thread's slot in the block's shuffle buffer, and the slot of `lane` in its warp.
 uint64_t &shuffle_slot();
 uint64_t &shuffle_slot_of_lane(unsigned lane);

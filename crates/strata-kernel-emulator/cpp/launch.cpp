@@ -120,6 +120,13 @@ int run_block(Block &blk, unsigned threads, bool reverse) {
 
 } // namespace
 
+// The first broken API contract of the current launch (see fault()), or null.
+static thread_local const char *first_fault = nullptr;
+
+void fault(const char *what) {
+    if (!first_fault) first_fault = what;
+}
+
 void sync_block() { wait(running->block); }
 void sync_warp() { wait(running->warps[running->current / 32]); }
 uint64_t &shuffle_slot() { return running->shuffle[running->current]; }
@@ -132,7 +139,8 @@ uint64_t &shuffle_slot_of_lane(unsigned lane) {
 using namespace strata_emulation;
 
 // Runs `body(user)` as every thread of a `grid` x `block` launch. Returns 0, 1 when the threads
-// of a block deadlock on a barrier, 2 for an empty or oversized launch.
+// of a block deadlock on a barrier, 2 for an empty or oversized launch, 3 when a thread broke an
+// API contract (strata_emulate_fault says which).
 extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t block[3],
                                      void (*body)(void *), void *user) {
     const unsigned threads = block[0] * block[1] * block[2];
@@ -148,6 +156,7 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
     blk.shuffle.resize((threads + 31) / 32 * 32);
     Block *outer = running;
     running = &blk;
+    first_fault = nullptr;
     const dim3 saved_grid = gridDim, saved_block = blockDim, saved_index = blockIdx;
     gridDim = {grid[0], grid[1], grid[2]};
     blockDim = {block[0], block[1], block[2]};
@@ -172,5 +181,8 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
     blockDim = saved_block;
     blockIdx = saved_index;
     running = outer;
-    return status;
+    return status == 0 && first_fault ? 3 : status;
 }
+
+// What the last launch that returned 3 broke.
+extern "C" const char *strata_emulate_fault() { return first_fault ? first_fault : ""; }

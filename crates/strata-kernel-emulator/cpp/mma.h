@@ -6,6 +6,7 @@
 // every lane's store writes the whole tile, so a missing __syncwarp between a fragment store and
 // other lanes' reads of it goes unnoticed here (the GPU test would see it).
 #pragma once
+#include "cuda_emulation.h"
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
 
@@ -18,6 +19,14 @@ struct accumulator {};
 struct row_major {};
 struct col_major {};
 enum layout_t { mem_row_major, mem_col_major };
+
+// CUDA's contract for every fragment load and store: "mptr must be a 256-bit aligned pointer"
+// and ldm "a multiple of 8 for __half element type or multiple of 4 for float" (16 bytes); the
+// device's behaviour otherwise is undefined, the host's would be silently right.
+template <typename E> void check_matrix_pointer(const E *p, unsigned ldm) {
+    if ((uintptr_t)p % 32 != 0) strata_emulation::fault("WMMA load/store: matrix pointer not 32-byte aligned");
+    if (ldm * sizeof(E) % 16 != 0) strata_emulation::fault("WMMA load/store: ldm not a multiple of 16 bytes");
+}
 
 inline float element_to_float(float x) { return x; }
 inline float element_to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -40,6 +49,7 @@ template <typename Use, int M, int N, int K, typename T, typename Layout, typena
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const Src *p, unsigned ldm) {
     using F = fragment<Use, M, N, K, T, Layout>;
     constexpr bool row = __is_same(Layout, row_major);
+    check_matrix_pointer(p, ldm);
     for (int r = 0; r < F::rows; r++)
         for (int c = 0; c < F::cols; c++) f.x[r * F::cols + c] = element_to_float(row ? p[r * ldm + c] : p[c * ldm + r]);
 }
@@ -47,12 +57,14 @@ void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const Src *p, unsign
 // Accumulators from f32 with an explicit memory layout.
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t layout) {
+    check_matrix_pointer(p, ldm);
     for (int r = 0; r < M; r++)
         for (int c = 0; c < N; c++) f.x[r * N + c] = layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
 }
 
 template <int M, int N, int K>
 void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm, layout_t layout) {
+    check_matrix_pointer(p, ldm);
     for (int r = 0; r < M; r++)
         for (int c = 0; c < N; c++) (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * N + c];
 }

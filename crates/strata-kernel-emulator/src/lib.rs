@@ -25,6 +25,7 @@ extern "C" {
         body: extern "C" fn(*mut c_void),
         user: *mut c_void,
     ) -> i32;
+    fn strata_emulate_fault() -> *const std::ffi::c_char;
 }
 
 /// Runs `thread` as every CUDA thread of a one-dimensional `grid × block` launch; inside it,
@@ -52,6 +53,14 @@ pub fn launch3<F: Fn()>(grid: [u32; 3], block: u32, thread: F) -> Result<()> {
     match status {
         0 => Ok(()),
         1 => bail!("emulated launch <<<{grid:?}, {block}>>>: the threads of a block deadlock on a barrier"),
+        3 => {
+            // SAFETY: a static C string, set by the launch that just returned.
+            let what = unsafe { std::ffi::CStr::from_ptr(strata_emulate_fault()) };
+            bail!(
+                "emulated launch <<<{grid:?}, {block}>>>: {}",
+                what.to_string_lossy()
+            )
+        }
         _ => bail!("emulated launch <<<{grid:?}, {block}>>>: empty grid or more than 1024 threads per block"),
     }
 }
