@@ -305,9 +305,9 @@ fn gpu_bench_forward() {
         }
         profile_forward(&model, &batch, &dev, false);
         profile_forward(&model, &batch, &dev, true);
-        for (op, ms) in op_bench(&model.config, b, t, &dev) {
+        for OpTime { op, versus, ms } in op_bench(&model.config, b, t, &dev) {
             println!("strata op {b}x{t} {op}: {ms:.3} ms");
-            ops.push(serde_json::json!({"batch": b, "tokens": t, "op": op, "ms": ms}));
+            ops.push(serde_json::json!({"batch": b, "tokens": t, "op": op, "versus": versus, "ms": ms}));
         }
     }
     write_bench(&model_dir, load_s, &results, &ops);
@@ -341,12 +341,20 @@ fn time_ms(dev: &Device, mut run: impl FnMut() -> Tensor) -> f64 {
     ms[5]
 }
 
+/// One building block's median time, and the PyTorch op (`bench_torch.py`'s name) it is set against.
+struct OpTime {
+    op: String,
+    versus: &'static str,
+    ms: f64,
+}
+
 /// The forward's building blocks alone, bf16 at `b x t` tokens, random inputs: each projection
-/// as the decoder multiplies it (`x · Wᵀ`, q|k|v and gate|up fused) and the attention core
-/// (q·kᵀ per kv group, the masked-softmax kernel, ·v). `scripts/gpu/bench_torch.py` times the
-/// same GEMM shapes with `F.linear` and the attention with SDPA, so the two sides can be compared
-/// op by op (scripts/gpu/summarize.py).
-fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> Vec<(String, f64)> {
+/// as the decoder multiplies it (`x · Wᵀ`, q|k|v and gate|up fused) and the attention core, both
+/// ways the decoder can run it (q·kᵀ per kv group, the masked-softmax kernel and ·v; the fused
+/// attention kernel where it supports the head dim). `scripts/gpu/bench_torch.py` times the same
+/// GEMM shapes with `F.linear` and the attention with SDPA, so the two sides can be compared op
+/// by op (scripts/gpu/summarize.py).
+fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> Vec<OpTime> {
     let rand = |dims: &[usize]| {
         Tensor::randn(0f32, 0.02, dims, dev)
             .unwrap()
@@ -364,10 +372,12 @@ fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> 
         ("gemm lm_head", d, c.vocab_size),
     ] {
         let (x, w) = (rand(&[rows, n_in]), rand(&[n_out, n_in]));
-        out.push((
-            name.to_string(),
-            time_ms(dev, || x.matmul(&w.t().unwrap()).unwrap()),
-        ));
+        let ms = time_ms(dev, || x.matmul(&w.t().unwrap()).unwrap());
+        out.push(OpTime {
+            op: name.to_string(),
+            versus: name,
+            ms,
+        });
     }
     let (q, k, v) = (rand(&[b, h, t, e]), rand(&[b, g, t, e]), rand(&[b, g, t, e]));
     let causal: Vec<f32> = (0..t * t)
@@ -376,20 +386,33 @@ fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> 
     let mask = Tensor::from_vec(causal, (1, 1, t, t), dev).unwrap();
     let scale = 1.0 / (e as f32).sqrt();
     let r = h / g;
-    out.push((
-        "attention (q kT, masked softmax, p v)".to_string(),
-        time_ms(dev, || {
-            let scores = q
-                .reshape((b, g, r * t, e))
-                .unwrap()
-                .matmul(&k.t().unwrap())
-                .unwrap()
-                .reshape((b, h, t, t))
-                .unwrap();
-            let p = strata_kernels::masked_softmax(&scores, &mask, scale, None).unwrap();
-            p.reshape((b, g, r * t, t)).unwrap().matmul(&v).unwrap()
-        }),
-    ));
+    let composite = time_ms(dev, || {
+        let scores = q
+            .reshape((b, g, r * t, e))
+            .unwrap()
+            .matmul(&k.t().unwrap())
+            .unwrap()
+            .reshape((b, h, t, t))
+            .unwrap();
+        let p = strata_kernels::masked_softmax(&scores, &mask, scale, None).unwrap();
+        p.reshape((b, g, r * t, t)).unwrap().matmul(&v).unwrap()
+    });
+    let versus = "attention core (SDPA)";
+    out.push(OpTime {
+        op: "attention core: q kT, masked softmax, p v".into(),
+        versus,
+        ms: composite,
+    });
+    if strata_kernels::fused_attention_supported(DType::BF16, e, dev) {
+        let ms = time_ms(dev, || {
+            strata_kernels::fused_attention(&q, &k, &v, &mask, scale, None).unwrap()
+        });
+        out.push(OpTime {
+            op: "attention core: fused kernel".into(),
+            versus,
+            ms,
+        });
+    }
     out
 }
 

@@ -101,7 +101,7 @@ def ops_bench(m, device, shapes):
             except TypeError:  # torch < 2.5: no enable_gqa
                 kk, vv = k.repeat_interleave(h // g, 1), v.repeat_interleave(h // g, 1)
                 attn = lambda: F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
-            out.append({"batch": b, "tokens": t, "op": "attention (q kT, masked softmax, p v)",
+            out.append({"batch": b, "tokens": t, "op": "attention core (SDPA)",
                         "ms": time_ms(device, attn)})
         for o in out[first:]:
             print(f"torch op {b}x{t} {o['op']}: {o['ms']:.3f} ms", file=sys.stderr)

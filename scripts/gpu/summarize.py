@@ -72,7 +72,7 @@ def main():
                             f"{tt:.0f} | {ratio:.2f} |" if tt else f"| {shape} | {key[0]}x{key[1]} | {red} | {r['tokens_per_s']:.0f} | – | – |")
         t_ops = {(o["batch"], o["tokens"], o["op"]): o["ms"] for o in t.get("ops", [])}
         for o in s.get("ops", []):
-            tm = t_ops.get((o["batch"], o["tokens"], o["op"]))
+            tm = t_ops.get((o["batch"], o["tokens"], o.get("versus", o["op"])))
             ratio = f"{o['ms'] / tm:.2f}" if tm else "–"
             op_rows.append(f"| {shape} | {o['batch']}x{o['tokens']} | {o['op']} | {o['ms']:.3f} | "
                            f"{f'{tm:.3f}' if tm else '–'} | {ratio} |")
@@ -105,7 +105,8 @@ def main():
         md += ["## Forward building blocks alone, bf16 (median ms of 10, random inputs)", "",
                "GEMMs `x · Wᵀ` with strata's projection shapes (q|k|v and gate|up fused), rows = batch x tokens: "
                "strata through candle's matmul, PyTorch through `F.linear`. Attention core: strata's q·kᵀ per kv group, "
-               "masked-softmax kernel and ·v; PyTorch's SDPA (causal, grouped-query). Time ratio > 1: strata slower.", "",
+               "masked-softmax kernel and ·v, and its fused attention kernel, each against PyTorch's SDPA (causal, "
+               "grouped-query). Time ratio > 1: strata slower.", "",
                "| model | batch x tokens | op | strata (ms) | PyTorch (ms) | strata / PyTorch time |",
                "|---|---|---|---|---|---|", *op_rows, ""]
     if kernel_md:
