@@ -6,10 +6,12 @@
 // layout the output projection reads. A query that sees no key gets z = 0.
 //
 // One block of 4 warps per (64-query tile, head, batch row); each warp owns 16 queries and walks
-// the keys in tiles of 32 twice: first for each query's running max and sum of exponentials, then
-// to accumulate p·v with p = exp(x - max) / sum rounded to the storage type (as the composite path
-// rounds its pattern) — no rescaling of the accumulators, so they stay in tensor-core fragments.
-// Products on tensor cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. Key tiles that
+// the keys once, in tiles of 32, with an online softmax (as flash attention): per tile, the row's
+// running max grows to cover the tile, the accumulators of p·v are rescaled by exp(old - new max)
+// and the tile's p = exp(x - max), rounded to the storage type, times v is added; z = accumulators
+// / sum of exponentials at the end. (The composite path rounds p after dividing by the sum: the
+// results differ by rounding only.) Products on tensor cores (WMMA 16x16x16, f32 accumulation);
+// softmax math in f32. Key tiles that
 // no query of the block sees (causal future, padding, outside a sliding window) are skipped.
 // Shared rows are padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once,
 // and rows E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
@@ -61,6 +63,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     __shared__ __align__(32) T tiles[TILES];
     __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_S_LD];
     __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_P_LD];
+    __shared__ float row_factor[FA_WARPS][16]; // per query row: this tile's rescale, at the end 1 / sum
     __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
 
     const uint32_t b = blockIdx.z, h = blockIdx.y, g = h / (heads / groups);
@@ -71,7 +74,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const T *vb = v + (size_t)(b * groups + g) * n_len * E;
     const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
 
-    // The block's queries (zeros past the end) into fragments, kept for both passes.
+    // The block's queries (zeros past the end) into fragments, kept for every key tile.
     load_tile<T, E>(tiles, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
@@ -95,70 +98,84 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     }
     __syncthreads(); // `sees` complete; every warp's Q fragments loaded before K overwrites `tiles`
 
+    // Which row of the warp's 16 queries each element of an accumulator fragment held by this lane
+    // belongs to. The device spreads fragments over the lanes in an unspecified layout, the same
+    // for every fragment of one type, so a fragment loaded from a matrix of row numbers tells.
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> row_of;
+    for (uint32_t i = lane; i < 256; i += 32) s_tile[warp][i / 16 * FA_S_LD + i % 16] = (float)(i / 16);
+    __syncwarp();
+    wmma::load_matrix_sync(row_of, s_tile[warp], FA_S_LD, wmma::mem_row_major);
+    __syncwarp(); // every lane has its row numbers before the scores overwrite s_tile
+
+    // Running max and sum of exponentials of this lane's query row over the keys so far; the
+    // accumulators hold Σ exp(x - max) · v for that max and are rescaled when it grows.
     float row_max = -INFINITY, row_sum = 0.0f;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
     for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
     T *kt = tiles, *vt = tiles + FA_BK * LD;
 
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t t = 0, n0 = 0; t < n_tiles; t++, n0 += FA_BK) {
-            bool block_sees = t >= FA_MAX_TILES;
-            for (int w = 0; w < FA_WARPS; w++) block_sees |= t < FA_MAX_TILES && sees[w][t];
-            if (!block_sees) continue; // the same for every thread of the block
-            const bool warp_sees = t >= FA_MAX_TILES || sees[warp][t];
-            load_tile<T, E>(kt, kb + (size_t)n0 * E, FA_BK, n_len - n0);
-            if (pass == 1) load_tile<T, E>(vt, vb + (size_t)n0 * E, FA_BK, n_len - n0);
-            __syncthreads();
-            if (warp_sees) {
-                // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
-                for (int cb = 0; cb < FA_BK / 16; cb++) {
-                    wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
-                    wmma::fill_fragment(sf, 0.0f);
-                    for (int kk = 0; kk < E / 16; kk++) {
-                        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
-                        wmma::load_matrix_sync(kf, kt + cb * 16 * LD + kk * 16, LD);
-                        wmma::mma_sync(sf, qf[kk], kf, sf);
-                    }
-                    wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_S_LD, wmma::mem_row_major);
+    for (uint32_t t = 0, n0 = 0; t < n_tiles; t++, n0 += FA_BK) {
+        bool block_sees = t >= FA_MAX_TILES;
+        for (int w = 0; w < FA_WARPS; w++) block_sees |= t < FA_MAX_TILES && sees[w][t];
+        if (!block_sees) continue; // the same for every thread of the block
+        const bool warp_sees = t >= FA_MAX_TILES || sees[warp][t];
+        load_tile<T, E>(kt, kb + (size_t)n0 * E, FA_BK, n_len - n0);
+        load_tile<T, E>(vt, vb + (size_t)n0 * E, FA_BK, n_len - n0);
+        __syncthreads();
+        if (warp_sees) {
+            // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
+            for (int cb = 0; cb < FA_BK / 16; cb++) {
+                wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+                wmma::fill_fragment(sf, 0.0f);
+                for (int kk = 0; kk < E / 16; kk++) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
+                    wmma::load_matrix_sync(kf, kt + cb * 16 * LD + kk * 16, LD);
+                    wmma::mma_sync(sf, qf[kk], kf, sf);
                 }
-                __syncwarp();
-                float x[FA_BK / 2], tile_max = -INFINITY;
-                for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                    const uint32_t j = n0 + 2 * c + odd;
-                    float val = s_tile[warp][row * FA_S_LD + 2 * c + odd] * scale;
-                    if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
-                    x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
-                    tile_max = fmaxf(tile_max, x[c]);
-                }
-                if (pass == 0) {
-                    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
-                    const float new_max = fmaxf(row_max, tile_max);
-                    float s = 0.0f;
-                    for (uint32_t c = 0; c < FA_BK / 2; c++) s += x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
-                    s += __shfl_xor_sync(0xffffffff, s, 1);
-                    row_sum = (row_max == -INFINITY ? 0.0f : row_sum * expf(row_max - new_max)) + s;
-                    row_max = new_max;
-                } else {
-                    for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                        const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - row_max) / row_sum;
-                        p_tile[warp][row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
-                    }
-                    __syncwarp();
-                    for (int kk = 0; kk < FA_BK / 16; kk++) {
-                        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
-                        wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_P_LD);
-                        for (int j = 0; j < E / 16; j++) {
-                            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
-                            wmma::load_matrix_sync(vf, vt + kk * 16 * LD + j * 16, LD);
-                            wmma::mma_sync(of[j], pf, vf, of[j]);
-                        }
-                    }
+                wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_S_LD, wmma::mem_row_major);
+            }
+            __syncwarp();
+            float x[FA_BK / 2], tile_max = -INFINITY;
+            for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                const uint32_t j = n0 + 2 * c + odd;
+                float val = s_tile[warp][row * FA_S_LD + 2 * c + odd] * scale;
+                if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
+                x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
+                tile_max = fmaxf(tile_max, x[c]);
+            }
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+            const float new_max = fmaxf(row_max, tile_max);
+            // p = exp(x - max) in the storage type for the tensor cores; the sum in f32. While the
+            // row has seen no key, max is -inf, every p is 0 and so are the accumulators.
+            float sum = 0.0f;
+            for (uint32_t c = 0; c < FA_BK / 2; c++) {
+                const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
+                sum += p;
+                p_tile[warp][row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
+            }
+            sum += __shfl_xor_sync(0xffffffff, sum, 1);
+            const float rescale = row_max == -INFINITY ? 0.0f : expf(row_max - new_max);
+            row_sum = row_sum * rescale + sum;
+            row_max = new_max;
+            if (odd == 0) row_factor[warp][row] = rescale;
+            __syncwarp();
+            for (int j = 0; j < E / 16; j++)
+                for (int i = 0; i < of[j].num_elements; i++) of[j].x[i] *= row_factor[warp][(int)row_of.x[i]];
+            for (int kk = 0; kk < FA_BK / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
+                wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_P_LD);
+                for (int j = 0; j < E / 16; j++) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
+                    wmma::load_matrix_sync(vf, vt + kk * 16 * LD + j * 16, LD);
+                    wmma::mma_sync(of[j], pf, vf, of[j]);
                 }
             }
-            __syncthreads(); // K, V, s_tile and p_tile read before the next tile replaces them
         }
+        __syncthreads(); // K, V, s_tile, p_tile and row_factor read before the next tile replaces them
     }
-    // z rows of the warp's valid queries, one 16x16 fragment at a time through s_tile.
+    // z = accumulators / sum for the warp's valid queries (0 for a query that sees no key), one
+    // 16x16 fragment at a time through s_tile.
+    if (odd == 0) row_factor[warp][row] = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
     for (int j = 0; j < E / 16; j++) {
         wmma::store_matrix_sync(s_tile[warp], of[j], FA_S_LD, wmma::mem_row_major);
         __syncwarp();
@@ -166,7 +183,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             const uint32_t r = i / 16, c = i % 16;
             if (wq0 + r < p_len)
                 z[(((size_t)b * p_len + wq0 + r) * heads + h) * E + j * 16 + c] =
-                    from_f32<T>(s_tile[warp][r * FA_S_LD + c]);
+                    from_f32<T>(s_tile[warp][r * FA_S_LD + c] * row_factor[warp][r]);
         }
         __syncwarp();
     }

@@ -33,8 +33,10 @@ pub struct AttentionDims {
 
 /// CPU twin of `fused_attention`: for each batch row b, head h (kv group `h / (heads / groups)`)
 /// and query i, `x_j = softcap(q·k_j · scale) + mask[b % mb, 0, i, j]` with the dot products in
-/// f64, `p_j = exp(x_j − max) / Σ exp` in f32 rounded to `T` (as the kernel and the composite path
-/// round their pattern), `z[b, i, h, :] = Σ_j p_j v_j` accumulated in f32 and stored as `T`.
+/// f64, `p_j = exp(x_j − max) / Σ exp` in f32 rounded to `T` (as the composite path rounds its
+/// pattern), `z[b, i, h, :] = Σ_j p_j v_j` accumulated in f32 and stored as `T`. (The kernel rounds
+/// `exp(x_j − running max)` instead and divides by the sum at the end, as flash attention does:
+/// the two differ by rounding, one unit in the last place of z in the conformance cases.)
 /// A query that sees no key gets zeros. `q` is `[b, heads, queries, e]`, `k`/`v`
 /// `[b, groups, keys, e]`, `mask` `[mb, 1, queries, keys]`; returns `[b, queries, heads, e]`.
 pub fn fused_attention_cpu<T: WithDType>(
