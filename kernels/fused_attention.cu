@@ -17,6 +17,7 @@
 // and rows E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
 // CPU twin: strata_kernels::fused_attention_cpu.
 #include "common.cuh"
+#include <cuda_pipeline_primitives.h>
 #include <math.h>
 #include <mma.h>
 
@@ -32,8 +33,9 @@ using namespace nvcuda;
 #define FA_P_LD (FA_BK + FA_PAD)
 
 // rows x E elements of `src` (row-major) into shared `dst`, rows E + FA_PAD apart; rows from
-// `valid` on are zeros. 16-byte vectors when `src` is 16-byte aligned (E is a multiple of 8),
-// elements otherwise.
+// `valid` on are zeros. Asynchronous 16-byte copies (cp.async: complete once the thread has
+// committed them and waited) when `src` is 16-byte aligned (E is a multiple of 8), plain element
+// stores otherwise.
 template <typename T, int E>
 __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, uint32_t valid) {
     static_assert(sizeof(T) == 2 && E % 8 == 0, "16-bit elements, rows of whole 16-byte vectors");
@@ -43,7 +45,8 @@ __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, u
         uint4 *d = reinterpret_cast<uint4 *>(dst);
         for (uint32_t i = threadIdx.x; i < rows * per_row; i += FA_THREADS) {
             const uint32_t r = i / per_row;
-            d[r * ld + i % per_row] = r < valid ? s[i] : make_uint4(0, 0, 0, 0);
+            // a row past the end reads nothing and is zero-filled
+            __pipeline_memcpy_async(d + r * ld + i % per_row, r < valid ? s + i : s, 16, r < valid ? 0 : 16);
         }
     } else {
         for (uint32_t i = threadIdx.x; i < rows * E; i += FA_THREADS) {
@@ -51,18 +54,20 @@ __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, u
             dst[r * (E + FA_PAD) + i % E] = r < valid ? src[i] : from_f32<T>(0.0f);
         }
     }
+    __pipeline_commit();
 }
 
 template <typename T, int E>
 __device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
                                 uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
                                 float cap) {
-    // Q staging, then the K and V tiles of the current key tile; rows LD apart.
-    constexpr uint32_t LD = E + FA_PAD;
-    constexpr uint32_t TILES = FA_BQ > 2 * FA_BK ? FA_BQ * LD : 2 * FA_BK * LD;
-    __shared__ __align__(32) T tiles[TILES];
+    // Two buffers of a key tile's K and V (rows LD apart): the next tile's copies are in flight
+    // while the current one is multiplied. The first buffer stages Q before the loop.
+    constexpr uint32_t LD = E + FA_PAD, KV = 2 * FA_BK * LD;
+    static_assert(FA_BQ * LD <= KV, "Q staging fits in one K/V buffer");
+    __shared__ __align__(32) T kv[2][KV];
+    // Per warp: the f32 scores of a tile, then (same memory, once read) its p in the storage type.
     __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_S_LD];
-    __shared__ __align__(32) T p_tile[FA_WARPS][16 * FA_P_LD];
     __shared__ float row_factor[FA_WARPS][16]; // per query row: this tile's rescale, at the end 1 / sum
     __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
 
@@ -73,12 +78,14 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const T *kb = k + (size_t)(b * groups + g) * n_len * E;
     const T *vb = v + (size_t)(b * groups + g) * n_len * E;
     const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
+    T *p_tile = reinterpret_cast<T *>(s_tile[warp]);
 
     // The block's queries (zeros past the end) into fragments, kept for every key tile.
-    load_tile<T, E>(tiles, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
+    load_tile<T, E>(kv[0], qb + (size_t)q0 * E, FA_BQ, p_len - q0);
+    __pipeline_wait_prior(0);
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
-    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], tiles + warp * 16 * LD + kk * 16, LD);
+    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], kv[0] + warp * 16 * LD + kk * 16, LD);
 
     // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). This
     // lane's query row and its half of the tile's columns, col(c) = 2c + lane % 2 (interleaved:
@@ -96,7 +103,6 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
         const bool warp_sees = __any_sync(0xffffffff, lane_sees);
         if (lane == 0) sees[warp][t] = warp_sees;
     }
-    __syncthreads(); // `sees` complete; every warp's Q fragments loaded before K overwrites `tiles`
 
     // Which row of the warp's 16 queries each element of an accumulator fragment held by this lane
     // belongs to. The device spreads fragments over the lanes in an unspecified layout, the same
@@ -105,24 +111,40 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     for (uint32_t i = lane; i < 256; i += 32) s_tile[warp][i / 16 * FA_S_LD + i % 16] = (float)(i / 16);
     __syncwarp();
     wmma::load_matrix_sync(row_of, s_tile[warp], FA_S_LD, wmma::mem_row_major);
-    __syncwarp(); // every lane has its row numbers before the scores overwrite s_tile
+    __syncthreads(); // `sees` complete; row numbers and every warp's Q fragments loaded
+
+    // The next key tile after `t` that some query of the block sees (n_tiles: none). The same for
+    // every thread of the block.
+    auto next_seen = [&](uint32_t t) {
+        while (t < n_tiles && t < FA_MAX_TILES && !(sees[0][t] | sees[1][t] | sees[2][t] | sees[3][t])) t++;
+        return t;
+    };
+    static_assert(FA_WARPS == 4, "next_seen reads four warps' flags");
+    auto load_kv = [&](uint32_t t, int buf) {
+        const uint32_t n0 = t * FA_BK;
+        load_tile<T, E>(kv[buf], kb + (size_t)n0 * E, FA_BK, n_len - n0);
+        load_tile<T, E>(kv[buf] + FA_BK * LD, vb + (size_t)n0 * E, FA_BK, n_len - n0);
+    };
 
     // Running max and sum of exponentials of this lane's query row over the keys so far; the
     // accumulators hold Σ exp(x - max) · v for that max and are rescaled when it grows.
     float row_max = -INFINITY, row_sum = 0.0f;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
     for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
-    T *kt = tiles, *vt = tiles + FA_BK * LD;
 
-    for (uint32_t t = 0, n0 = 0; t < n_tiles; t++, n0 += FA_BK) {
-        bool block_sees = t >= FA_MAX_TILES;
-        for (int w = 0; w < FA_WARPS; w++) block_sees |= t < FA_MAX_TILES && sees[w][t];
-        if (!block_sees) continue; // the same for every thread of the block
-        const bool warp_sees = t >= FA_MAX_TILES || sees[warp][t];
-        load_tile<T, E>(kt, kb + (size_t)n0 * E, FA_BK, n_len - n0);
-        load_tile<T, E>(vt, vb + (size_t)n0 * E, FA_BK, n_len - n0);
-        __syncthreads();
-        if (warp_sees) {
+    uint32_t t = next_seen(0);
+    if (t < n_tiles) load_kv(t, 0);
+    for (int buf = 0; t < n_tiles; buf ^= 1) {
+        const uint32_t next = next_seen(t + 1), n0 = t * FA_BK;
+        if (next < n_tiles) {
+            load_kv(next, buf ^ 1); // into the buffer every thread finished with last iteration
+            __pipeline_wait_prior(2); // this tile's K and V batches done, the next tile's in flight
+        } else {
+            __pipeline_wait_prior(0);
+        }
+        __syncthreads(); // every thread's copies of this tile visible to all
+        const T *kt = kv[buf], *vt = kv[buf] + FA_BK * LD;
+        if (t >= FA_MAX_TILES || sees[warp][t]) {
             // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
             for (int cb = 0; cb < FA_BK / 16; cb++) {
                 wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
@@ -145,13 +167,14 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             }
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
             const float new_max = fmaxf(row_max, tile_max);
+            __syncwarp(); // every lane has read its scores before p overwrites them
             // p = exp(x - max) in the storage type for the tensor cores; the sum in f32. While the
             // row has seen no key, max is -inf, every p is 0 and so are the accumulators.
             float sum = 0.0f;
             for (uint32_t c = 0; c < FA_BK / 2; c++) {
                 const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
                 sum += p;
-                p_tile[warp][row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
+                p_tile[row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
             }
             sum += __shfl_xor_sync(0xffffffff, sum, 1);
             const float rescale = row_max == -INFINITY ? 0.0f : expf(row_max - new_max);
@@ -163,7 +186,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                 for (int i = 0; i < of[j].num_elements; i++) of[j].x[i] *= row_factor[warp][(int)row_of.x[i]];
             for (int kk = 0; kk < FA_BK / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
-                wmma::load_matrix_sync(pf, p_tile[warp] + kk * 16, FA_P_LD);
+                wmma::load_matrix_sync(pf, p_tile + kk * 16, FA_P_LD);
                 for (int j = 0; j < E / 16; j++) {
                     wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
                     wmma::load_matrix_sync(vf, vt + kk * 16 * LD + j * 16, LD);
@@ -171,7 +194,8 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                 }
             }
         }
-        __syncthreads(); // K, V, s_tile, p_tile and row_factor read before the next tile replaces them
+        __syncthreads(); // this buffer, s_tile and row_factor read before they are written again
+        t = next;
     }
     // z = accumulators / sum for the warp's valid queries (0 for a query that sees no key), one
     // 16x16 fragment at a time through s_tile.
@@ -189,8 +213,10 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     }
 }
 
+// At least two blocks per SM: registers up to 255 / 2 blocks of 128 threads, so ptxas keeps every
+// variant free of spills (left to itself it caps bf16 E=64 at 128 registers and spills).
 #define FUSED_ATTENTION(NAME, T, E)                                                                 \
-    extern "C" __global__ void __launch_bounds__(FA_THREADS)                                       \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)                                    \
     NAME(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads, uint32_t groups, \
          uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale, float cap) {             \
         fused_attention<T, E>(q, k, v, mask, z, heads, groups, p_len, n_len, mask_batch, scale, cap); \

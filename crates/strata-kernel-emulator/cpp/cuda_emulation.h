@@ -37,6 +37,11 @@ void sync_warp();
 // Records that the calling thread broke a CUDA API contract the host would let pass (the launch
 // then fails with `what`); the thread goes on.
 void fault(const char *what);
+// Asynchronous copies to shared memory (cuda_pipeline_primitives.h): made at once in some launches,
+// in others only when the thread waits for their batch (launch.cpp).
+void async_copy(void *dst, const void *src, unsigned bytes, unsigned fill);
+void async_commit();
+void async_wait_prior(size_t prior);
 // This thread's slot in the block's shuffle buffer, and the slot of `lane` in its warp.
 uint64_t &shuffle_slot();
 uint64_t &shuffle_slot_of_lane(unsigned lane);

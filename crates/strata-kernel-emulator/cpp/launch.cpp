@@ -25,8 +25,18 @@ struct Barrier {
     unsigned alive = 0, arrived = 0, generation = 0;
 };
 
+// An asynchronous copy to shared memory not yet made: `bytes` from `src`, then `fill` zero bytes.
+struct AsyncCopy {
+    void *dst;
+    const void *src;
+    unsigned bytes, fill;
+};
+
 struct Fiber {
     ucontext_t context;
+    // Copies issued and not yet made, and where each committed batch of them ends.
+    std::vector<AsyncCopy> pending;
+    std::vector<size_t> batch_ends;
     std::unique_ptr<char[]> stack; // not zero-filled: pages a fiber never touches stay unmapped
     dim3 index;
     bool done = false;
@@ -48,6 +58,10 @@ struct Block {
     std::vector<Barrier> warps;
     std::vector<uint64_t> shuffle;
     unsigned current = 0;
+    // Asynchronous copies land at once (the earliest the device may make them: a buffer still
+    // being read is overwritten) or when their thread waits for them (the latest: a read before
+    // the wait sees stale data); launches alternate between the two.
+    bool eager_copies = false;
 };
 
 thread_local Block *running = nullptr;
@@ -87,6 +101,7 @@ void fiber_main() {
     Block &blk = *running;
     blk.body(blk.user);
     Fiber &f = blk.fibers[blk.current];
+    if (!f.pending.empty()) fault("a thread ended with asynchronous copies it never waited for");
     f.done = true;
     blk.block.alive--;
     release_if_complete(blk.block);
@@ -128,6 +143,33 @@ void fault(const char *what) {
 }
 
 void sync_block() { wait(running->block); }
+
+void make_copy(const AsyncCopy &c) {
+    memcpy(c.dst, c.src, c.bytes);
+    memset((char *)c.dst + c.bytes, 0, c.fill);
+}
+
+void async_copy(void *dst, const void *src, unsigned bytes, unsigned fill) {
+    if (running->eager_copies)
+        make_copy({dst, src, bytes, fill});
+    else
+        running->fibers[running->current].pending.push_back({dst, src, bytes, fill});
+}
+
+void async_commit() {
+    Fiber &f = running->fibers[running->current];
+    f.batch_ends.push_back(f.pending.size());
+}
+
+void async_wait_prior(size_t prior) {
+    Fiber &f = running->fibers[running->current];
+    if (f.batch_ends.size() <= prior) return;
+    const size_t done = f.batch_ends[f.batch_ends.size() - 1 - prior];
+    for (size_t i = 0; i < done; i++) make_copy(f.pending[i]);
+    f.pending.erase(f.pending.begin(), f.pending.begin() + done);
+    f.batch_ends.erase(f.batch_ends.begin(), f.batch_ends.end() - prior);
+    for (size_t &end : f.batch_ends) end -= done;
+}
 void sync_warp() { wait(running->warps[running->current / 32]); }
 uint64_t &shuffle_slot() { return running->shuffle[running->current]; }
 uint64_t &shuffle_slot_of_lane(unsigned lane) {
@@ -145,10 +187,12 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
                                      void (*body)(void *), void *user) {
     const unsigned threads = block[0] * block[1] * block[2];
     if (threads == 0 || threads > 1024 || grid[0] * grid[1] * grid[2] == 0) return 2;
-    // Every other launch on this OS thread favours the highest-numbered threads instead.
+    // Every other launch on this OS thread favours the highest-numbered threads instead; every
+    // other pair of launches makes asynchronous copies at once.
     static thread_local unsigned launches = 0;
-    const bool reverse = launches++ % 2 == 1;
+    const bool reverse = launches % 2 == 1;
     Block blk;
+    blk.eager_copies = launches++ / 2 % 2 == 1;
     blk.body = body;
     blk.user = user;
     blk.fibers.resize(threads);
@@ -172,6 +216,8 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
                     f.index = {t % block[0], t / block[0] % block[1], t / (block[0] * block[1])};
                     f.done = false;
                     f.waiting_on = nullptr;
+                    f.pending.clear();
+                    f.batch_ends.clear();
                     blk.warps[t / 32].alive++;
                     start_fiber(f, &blk.scheduler);
                 }

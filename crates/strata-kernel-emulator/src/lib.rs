@@ -164,6 +164,20 @@ fn host<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
     t.flatten_all()?.to_vec1::<T>()
 }
 
+/// `t`'s elements in a buffer as aligned as they are on a device: a device buffer starts on a
+/// 256-byte boundary, so a view `start` elements into one is 16-byte aligned only when `start`
+/// is a multiple of 16 bytes. Returns the buffer (16-byte aligned) and the elements' offset in it.
+fn host_aligned_as_on_device<T: WithDType>(t: &Tensor) -> Result<(Vec<u128>, usize)> {
+    let values = host::<T>(t)?;
+    let per_16 = 16 / std::mem::size_of::<T>();
+    let lead = t.layout().start_offset() % per_16;
+    let mut buf = vec![0u128; (lead + values.len()).div_ceil(per_16)];
+    // SAFETY: `buf` holds at least lead + values.len() elements of T (u128 is 16-byte aligned).
+    let dst = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, lead + values.len()) };
+    dst[lead..].copy_from_slice(&values);
+    Ok((buf, lead))
+}
+
 fn zeros<T: WithDType>(n: usize) -> Vec<T> {
     vec![T::zero(); n]
 }
@@ -388,16 +402,20 @@ pub fn fused_attention(
             _ => bail!("fused_attention: no kernel for head dim {e}"),
         };
         let mb = mask.dim(0)? as u32;
-        let (qv, kv, vv, mv) = (host::<T>(q)?, host::<T>(k)?, host::<T>(v)?, host::<f32>(mask)?);
-        let mut z = zeros::<T>(qv.len());
+        // The kernel loads q/k/v tiles with 16-byte copies when they are 16-byte aligned, element
+        // by element otherwise: keep the alignment a device would see.
+        let [qv, kv, vv] = [q, k, v].map(|t| host_aligned_as_on_device::<T>(t));
+        let at = |(buf, lead): &(Vec<u128>, usize)| unsafe { (buf.as_ptr() as *const T).add(*lead) };
+        let (qv, kv, vv, mv) = (qv?, kv?, vv?, host::<f32>(mask)?);
+        let mut z = zeros::<T>(q.elem_count());
         let zp = z.as_mut_ptr();
         let [hh, gg, pp, nn] = [h, g, p, n].map(|x| x as u32);
         let threads = || unsafe {
             // SAFETY: the argument list of fused_attention_* in kernels/fused_attention.cu.
             kernel(
-                qv.as_ptr(),
-                kv.as_ptr(),
-                vv.as_ptr(),
+                at(&qv),
+                at(&kv),
+                at(&vv),
                 mv.as_ptr(),
                 zp,
                 hh,
