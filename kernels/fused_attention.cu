@@ -11,10 +11,11 @@
 // and the tile's p = exp(x - max), rounded to the storage type, times v is added; z = accumulators
 // / sum of exponentials at the end. (The composite path rounds p after dividing by the sum: the
 // results differ by rounding only.) Products on tensor cores (WMMA 16x16x16, f32 accumulation);
-// softmax math in f32. Key tiles that
-// no query of the block sees (causal future, padding, outside a sliding window) are skipped.
-// Shared rows are padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once,
-// and rows E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
+// softmax math in f32. Key tiles that no query of the block sees (causal future, padding, outside
+// a sliding window) are skipped; the next visible tile's K and V are copied asynchronously
+// (cp.async, sm_80+) into a second buffer while the current tile is multiplied. Shared rows are
+// padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once, and rows
+// E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
 // CPU twin: strata_kernels::fused_attention_cpu.
 #include "common.cuh"
 #include <cuda_pipeline_primitives.h>
