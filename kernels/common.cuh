@@ -12,3 +12,18 @@ template <typename T> __device__ __forceinline__ T from_f32(float x);
 template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
+
+// V consecutive elements, aligned to their size: loaded and stored as one access (16 bytes for
+// the vector widths strata_kernels::vector_width picks, whose launches keep them aligned). An
+// aggregate of T, so reading T memory through it breaks no aliasing rule.
+template <typename T, int V> struct __align__(sizeof(T) * V) Elements {
+    T e[V];
+};
+
+template <typename T, int V> __device__ __forceinline__ Elements<T, V> load_elements(const T *src) {
+    return *reinterpret_cast<const Elements<T, V> *>(src);
+}
+
+template <typename T, int V> __device__ __forceinline__ void store_elements(T *dst, const Elements<T, V> &x) {
+    *reinterpret_cast<Elements<T, V> *>(dst) = x;
+}

@@ -6,37 +6,45 @@
 // x [B, P, W] contiguous, out [B, H, P, E] contiguous, cos/sin [CB, P, rot/2] in x's dtype
 // (CB = B, or 1 shared by the batch; unused when rot = 0): the "rotate half" (GPT-NeoX) layout
 // of transformers' Llama-style models. Math in f32. CPU twin: strata_kernels::split_heads_cpu.
+// A thread moves 1 or, where the shapes and offsets allow, a 16-byte vector's worth of elements.
 #include "common.cuh"
 
-template <typename T>
+// One item = V consecutive elements of a head row (V divides e, rot / 2, the width and col0, so a
+// vector lies in one rotary half or past rot): 16-byte loads and stores when V > 1.
+template <typename T, int V>
 __device__ void split_heads(const T *x, const T *cos, const T *sin, T *out, uint32_t batch, uint32_t heads,
                             uint32_t pos, uint32_t e, uint32_t width, uint32_t col0, uint32_t rot,
                             uint32_t cos_batch) {
-    const size_t n = (size_t)batch * heads * pos * e;
-    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= n) return;
-    const uint32_t i = idx % e;
-    const size_t t = idx / e;
-    const uint32_t p = t % pos;
-    const size_t bh = t / pos;
-    const uint32_t h = bh % heads;
-    const size_t b = bh / heads;
-    const T *row = x + (b * pos + p) * width + col0 + (size_t)h * e;
-    float v = to_f32(row[i]);
-    if (i < rot) {
-        const uint32_t half = rot / 2, j = i < half ? i : i - half;
-        const size_t cs = ((b % cos_batch) * pos + p) * half + j;
-        const float c = to_f32(cos[cs]), s = to_f32(sin[cs]);
-        v = i < half ? v * c - to_f32(row[i + half]) * s : v * c + to_f32(row[i - half]) * s;
+    const uint32_t per_row = e / V, item = blockIdx.x * blockDim.x + threadIdx.x; // output < 2^32
+    if (item >= batch * heads * pos * per_row) return;
+    const uint32_t i0 = item % per_row * V, t = item / per_row;
+    const uint32_t p = t % pos, bh = t / pos, h = bh % heads, b = bh / heads;
+    const T *row = x + ((size_t)b * pos + p) * width + col0 + (size_t)h * e;
+    Elements<T, V> y = load_elements<T, V>(row + i0);
+    if (i0 < rot) {
+        const uint32_t half = rot / 2;
+        const bool first = i0 < half;
+        const Elements<T, V> partner = load_elements<T, V>(row + (first ? i0 + half : i0 - half));
+        const size_t cs = ((size_t)(b % cos_batch) * pos + p) * half + (first ? i0 : i0 - half);
+        const Elements<T, V> c = load_elements<T, V>(cos + cs), s = load_elements<T, V>(sin + cs);
+        for (int k = 0; k < V; k++) {
+            const float v = to_f32(y.e[k]) * to_f32(c.e[k]), w = to_f32(partner.e[k]) * to_f32(s.e[k]);
+            y.e[k] = from_f32<T>(first ? v - w : v + w);
+        }
     }
-    out[idx] = from_f32<T>(v);
+    store_elements<T, V>(out + (size_t)item * V, y);
 }
 
+// vec: elements per thread, 1 or a 16-byte vector's worth (strata_kernels::vector_width).
 #define SPLIT_HEADS(NAME, T)                                                                       \
     extern "C" __global__ void NAME(const T *x, const T *cos, const T *sin, T *out, uint32_t batch, \
                                     uint32_t heads, uint32_t pos, uint32_t e, uint32_t width,       \
-                                    uint32_t col0, uint32_t rot, uint32_t cos_batch) {              \
-        split_heads<T>(x, cos, sin, out, batch, heads, pos, e, width, col0, rot, cos_batch);       \
+                                    uint32_t col0, uint32_t rot, uint32_t cos_batch, uint32_t vec) {\
+        if (vec == 1)                                                                               \
+            split_heads<T, 1>(x, cos, sin, out, batch, heads, pos, e, width, col0, rot, cos_batch); \
+        else                                                                                        \
+            split_heads<T, 16 / sizeof(T)>(x, cos, sin, out, batch, heads, pos, e, width, col0, rot,\
+                                           cos_batch);                                              \
     }
 
 SPLIT_HEADS(split_heads_f32, float)

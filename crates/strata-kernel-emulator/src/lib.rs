@@ -90,7 +90,7 @@ macro_rules! declare_kernels {
                     d: u32,
                 );
                 #[link_name = concat!("gated_act_", $suffix)]
-                pub fn gated_act(x: *const T, out: *mut T, rows: u32, m: u32, act: u32);
+                pub fn gated_act(x: *const T, out: *mut T, rows: u32, m: u32, act: u32, vec: u32);
                 #[link_name = concat!("masked_softmax_", $suffix)]
                 pub fn masked_softmax(
                     scores: *const T,
@@ -119,6 +119,7 @@ macro_rules! declare_kernels {
                     col0: u32,
                     rot: u32,
                     cos_batch: u32,
+                    vec: u32,
                 );
             }
         }
@@ -164,18 +165,52 @@ fn host<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
     t.flatten_all()?.to_vec1::<T>()
 }
 
-/// `t`'s elements in a buffer as aligned as they are on a device: a device buffer starts on a
-/// 256-byte boundary, so a view `start` elements into one is 16-byte aligned only when `start`
-/// is a multiple of 16 bytes. Returns the buffer (16-byte aligned) and the elements' offset in it.
-fn host_aligned_as_on_device<T: WithDType>(t: &Tensor) -> Result<(Vec<u128>, usize)> {
-    let values = host::<T>(t)?;
-    let per_16 = 16 / std::mem::size_of::<T>();
-    let lead = t.layout().start_offset() % per_16;
-    let mut buf = vec![0u128; (lead + values.len()).div_ceil(per_16)];
-    // SAFETY: `buf` holds at least lead + values.len() elements of T (u128 is 16-byte aligned).
-    let dst = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, lead + values.len()) };
-    dst[lead..].copy_from_slice(&values);
-    Ok((buf, lead))
+/// Elements in a 16-byte aligned buffer, `lead` elements in: as aligned as on a device, where a
+/// buffer starts on a 256-byte boundary and a view `start` elements into it is 16-byte aligned
+/// only when `start` elements make a multiple of 16 bytes. Kernels that move 16-byte vectors
+/// where they can (and elements where they cannot) see the alignment they would see on a GPU.
+struct DeviceLike<T> {
+    buf: Vec<u128>,
+    lead: usize,
+    len: usize,
+    element: std::marker::PhantomData<T>,
+}
+
+impl<T: WithDType> DeviceLike<T> {
+    fn zeros(lead: usize, len: usize) -> Self {
+        let per_16 = 16 / std::mem::size_of::<T>();
+        DeviceLike {
+            buf: vec![0u128; (lead + len).div_ceil(per_16)],
+            lead,
+            len,
+            element: std::marker::PhantomData,
+        }
+    }
+
+    /// `t`'s elements, as far into the buffer as its view is into its storage (mod 16 bytes).
+    fn of(t: &Tensor) -> Result<Self> {
+        let values = host::<T>(t)?;
+        let mut d = Self::zeros(
+            t.layout().start_offset() % (16 / std::mem::size_of::<T>()),
+            values.len(),
+        );
+        d.as_mut_slice().copy_from_slice(&values);
+        Ok(d)
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: `buf` holds lead + len elements of T (zero bits are a valid T), u128-aligned.
+        unsafe { std::slice::from_raw_parts_mut((self.buf.as_mut_ptr() as *mut T).add(self.lead), self.len) }
+    }
+
+    fn ptr(&self) -> *const T {
+        // SAFETY: within `buf` (lead ≤ its length in elements).
+        unsafe { (self.buf.as_ptr() as *const T).add(self.lead) }
+    }
+
+    fn into_tensor(mut self, shape: impl Into<candle_core::Shape>) -> Result<Tensor> {
+        Tensor::from_slice(self.as_mut_slice(), shape, &Device::Cpu)
+    }
 }
 
 fn zeros<T: WithDType>(n: usize) -> Vec<T> {
@@ -241,15 +276,16 @@ pub fn gated_act(x: &Tensor, act: GatedAct) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     *dims.last_mut().unwrap() = m;
     let (rows, mm) = ((n / m.max(1)) as u32, m as u32);
+    let vec = strata_kernels::vector_width(x.dtype(), &[m, x.layout().start_offset()]);
     with_kernels!(x.dtype(), |T, k| {
-        let xv = host::<T>(x)?;
-        let mut out = zeros::<T>(n);
-        let o = out.as_mut_ptr();
+        let xv = DeviceLike::<T>::of(x)?;
+        let mut out = DeviceLike::<T>::zeros(0, n);
+        let o = out.as_mut_slice().as_mut_ptr();
         // SAFETY: the argument list of gated_act_* in kernels/gated_act.cu.
-        elementwise(n, || unsafe {
-            k::gated_act(xv.as_ptr(), o, rows, mm, act as u32)
+        elementwise(n / vec, || unsafe {
+            k::gated_act(xv.ptr(), o, rows, mm, act as u32, vec as u32)
         })?;
-        Tensor::from_vec(out, dims, &Device::Cpu)
+        out.into_tensor(dims)
     })
 }
 
@@ -308,35 +344,29 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
         Some(r) => (r.rotary_dim, 1),
         None => (0, 1),
     };
-    let args = [b, heads, p, head_dim, width, col0, rot, cos_batch].map(|v| v as u32);
+    // cuda.rs passes x for the tables when there is no rotation
+    let (cos, sin) = rope.as_ref().map_or((x, x), |r| (r.cos, r.sin));
+    let offsets = [x, cos, sin].map(|t| t.layout().start_offset());
+    let vec = strata_kernels::vector_width(
+        x.dtype(),
+        &[head_dim, rot / 2, width, col0, offsets[0], offsets[1], offsets[2]],
+    );
+    let args = [b, heads, p, head_dim, width, col0, rot, cos_batch, vec].map(|v| v as u32);
     with_kernels!(x.dtype(), |T, k| {
-        let xv = host::<T>(x)?;
-        let (cos, sin) = match &rope {
-            Some(r) => (host::<T>(r.cos)?, host::<T>(r.sin)?),
-            None => (Vec::new(), Vec::new()),
-        };
-        let mut out = zeros::<T>(n);
-        let o = out.as_mut_ptr();
-        let [bb, h, pp, e, w, c0, r, cb] = args;
+        let (xv, cos, sin) = (
+            DeviceLike::<T>::of(x)?,
+            DeviceLike::<T>::of(cos)?,
+            DeviceLike::<T>::of(sin)?,
+        );
+        let mut out = DeviceLike::<T>::zeros(0, n);
+        let o = out.as_mut_slice().as_mut_ptr();
+        let [bb, h, pp, e, w, c0, r, cb, vec] = args;
         // SAFETY: the argument list of split_heads_* in kernels/split_heads.cu; the tables are
         // read only when rot > 0.
-        elementwise(n, || unsafe {
-            k::split_heads(
-                xv.as_ptr(),
-                cos.as_ptr(),
-                sin.as_ptr(),
-                o,
-                bb,
-                h,
-                pp,
-                e,
-                w,
-                c0,
-                r,
-                cb,
-            )
+        elementwise(n / vec as usize, || unsafe {
+            k::split_heads(xv.ptr(), cos.ptr(), sin.ptr(), o, bb, h, pp, e, w, c0, r, cb, vec)
         })?;
-        Tensor::from_vec(out, (b, heads, p, head_dim), &Device::Cpu)
+        out.into_tensor((b, heads, p, head_dim))
     })
 }
 
@@ -402,20 +432,21 @@ pub fn fused_attention(
             _ => bail!("fused_attention: no kernel for head dim {e}"),
         };
         let mb = mask.dim(0)? as u32;
-        // The kernel loads q/k/v tiles with 16-byte copies when they are 16-byte aligned, element
-        // by element otherwise: keep the alignment a device would see.
-        let [qv, kv, vv] = [q, k, v].map(|t| host_aligned_as_on_device::<T>(t));
-        let at = |(buf, lead): &(Vec<u128>, usize)| unsafe { (buf.as_ptr() as *const T).add(*lead) };
-        let (qv, kv, vv, mv) = (qv?, kv?, vv?, host::<f32>(mask)?);
+        let (qv, kv, vv) = (
+            DeviceLike::<T>::of(q)?,
+            DeviceLike::<T>::of(k)?,
+            DeviceLike::<T>::of(v)?,
+        );
+        let mv = host::<f32>(mask)?;
         let mut z = zeros::<T>(q.elem_count());
         let zp = z.as_mut_ptr();
         let [hh, gg, pp, nn] = [h, g, p, n].map(|x| x as u32);
         let threads = || unsafe {
             // SAFETY: the argument list of fused_attention_* in kernels/fused_attention.cu.
             kernel(
-                at(&qv),
-                at(&kv),
-                at(&vv),
+                qv.ptr(),
+                kv.ptr(),
+                vv.ptr(),
                 mv.as_ptr(),
                 zp,
                 hh,

@@ -31,6 +31,9 @@ fn tensor(v: Vec<f32>, shape: &[usize], dtype: DType) -> Tensor {
 
 /// `t` as a contiguous view `offset` elements into a larger storage.
 fn offset_view(t: &Tensor, offset: usize) -> Tensor {
+    if offset == 0 {
+        return t.clone();
+    }
     let flat = t.flatten_all().unwrap();
     let lead = Tensor::zeros(offset, t.dtype(), t.device()).unwrap();
     let view = Tensor::cat(&[&lead, &flat], 0)
@@ -151,20 +154,24 @@ pub fn scatter_patches(run: impl Fn(&Tensor, &Tensor, &[u32], &[u32]) -> Result<
 
 /// `run(x [37, 2·1000], act)` (gate | up) against the CPU twin, for every activation.
 pub fn gated_act(run: impl Fn(&Tensor, GatedAct) -> Result<Tensor>) {
-    let (rows, m) = (37, 1000);
-    for dt in DTYPES {
-        let x = tensor(wave(rows * 2 * m, 0.9, 5.0), &[rows, 2 * m], dt);
-        for act in GatedAct::ALL {
-            let want = crate::gated_act(&x, act).unwrap();
-            // f32: libm vs CUDA math functions (a few ulp); bf16/f16: one ulp at |y| < 32
-            let what = format!("gated_act {act:?}");
-            assert_close(
-                &run(&x, act).unwrap(),
-                &want,
-                dt,
-                [1e-6 * 32.0, 0.25, 0.032],
-                &what,
-            );
+    // m = 1000 takes the kernel's 16-byte vectors, m = 1001 and a view 3 elements into its
+    // storage one element per thread.
+    for (m, offset) in [(1000, 0), (1001, 0), (1000, 3)] {
+        let rows = 37;
+        for dt in DTYPES {
+            let x = offset_view(&tensor(wave(rows * 2 * m, 0.9, 5.0), &[rows, 2 * m], dt), offset);
+            for act in GatedAct::ALL {
+                let want = crate::gated_act(&x, act).unwrap();
+                // f32: libm vs CUDA math functions (a few ulp); bf16/f16: one ulp at |y| < 32
+                let what = format!("gated_act {act:?} m {m} offset {offset}");
+                assert_close(
+                    &run(&x, act).unwrap(),
+                    &want,
+                    dt,
+                    [1e-6 * 32.0, 0.25, 0.032],
+                    &what,
+                );
+            }
         }
     }
 }
@@ -242,8 +249,9 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Te
         heads,
         head_dim: e,
     });
-    for dt in DTYPES {
-        let x = tensor(wave(b * p * width, 0.3, 2.0), &[b, p, width], dt);
+    // x at the start of its storage (16-byte vectors) and 3 elements in (one element per thread)
+    for (dt, offset) in DTYPES.into_iter().flat_map(|dt| [(dt, 0), (dt, 3)]) {
+        let x = offset_view(&tensor(wave(b * p * width, 0.3, 2.0), &[b, p, width], dt), offset);
         for (rot, dims) in [(e, vec![p, e / 2]), (e / 2, vec![b, p, e / 4]), (0, vec![])] {
             let n: usize = dims.iter().product();
             let cos = tensor(wave(n, 0.7, 2.0), &dims, dt);
@@ -257,7 +265,7 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Te
                 let want = crate::split_heads(&x, s, rotary).unwrap();
                 // f32: the same products (FMA contraction may differ, ~1e-6 of |v| ≤ 8);
                 // bf16/f16: one ulp
-                let what = format!("split_heads rot {rot} {s:?}");
+                let what = format!("split_heads rot {rot} {s:?} offset {offset}");
                 assert_close(&run(&x, s, rotary).unwrap(), &want, dt, [1e-5, 0.07, 0.01], &what);
             }
         }

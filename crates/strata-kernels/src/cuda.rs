@@ -147,12 +147,13 @@ pub(crate) fn gated_act(s: &CudaStorage, l: &Layout, m: usize, act: u32) -> Resu
     let func = dev.get_or_load_custom_func(&name, "strata_gated_act", ptx::GATED_ACT)?;
     let (rows, mm) = (u32_arg(n / m.max(1), "rows")?, u32_arg(m, "m")?);
     u32_arg(n, "rows * m")?;
-    let cfg = elementwise(n);
+    let vec = crate::vector_width(dt, &[m, a]);
+    let (cfg, vec) = (elementwise(n / vec), vec as u32);
     with_float_type!(dt, "gated_act", |T| {
         let x = s.as_cuda_slice::<T>()?.slice(a..b);
         fresh_output::<T>(&dev, n, |out| {
             let mut b = func.builder();
-            b.arg(&x).arg(out).arg(&rows).arg(&mm).arg(&act);
+            b.arg(&x).arg(out).arg(&rows).arg(&mm).arg(&act).arg(&vec);
             // SAFETY: argument list matches gated_act_* in kernels/gated_act.cu; shape checked by the caller.
             unsafe { b.launch(cfg) }.w()?;
             Ok(())
@@ -274,7 +275,8 @@ pub(crate) fn split_heads(
         u32_arg(rot, "rotary dim")?,
         u32_arg(cos_batch, "cos batch")?,
     );
-    let cfg = elementwise(n);
+    let vec = crate::vector_width(dt, &[slice.head_dim, rot / 2, width, slice.col0, a1, a2, a3]);
+    let (cfg, vec) = (elementwise(n / vec), vec as u32);
     with_float_type!(dt, "split_heads", |T| {
         let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
         let cos = s2.as_cuda_slice::<T>()?.slice(a2..b2);
@@ -289,7 +291,8 @@ pub(crate) fn split_heads(
                 .arg(&w)
                 .arg(&c0)
                 .arg(&r)
-                .arg(&cb);
+                .arg(&cb)
+                .arg(&vec);
             // SAFETY: argument list matches split_heads_* in kernels/split_heads.cu; shapes checked by the caller.
             unsafe { b.launch(cfg) }.w()?;
             Ok(())

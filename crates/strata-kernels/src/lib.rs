@@ -48,7 +48,20 @@ pub mod ptx {
     pub const SPLIT_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/split_heads.ptx"));
 }
 
-use candle_core::{bail, Layout, Result};
+use candle_core::{bail, DType, Layout, Result};
+
+/// Elements a thread of an elementwise kernel (`gated_act`, `split_heads`) moves at once: a
+/// 16-byte vector of `dtype` when every count and element offset in `multiples` is a multiple of
+/// it (rows and views then start on 16-byte boundaries, device buffers being 256-byte aligned),
+/// else 1. The CUDA launchers and the emulator (`strata-kernel-emulator`) both launch with it.
+pub fn vector_width(dtype: DType, multiples: &[usize]) -> usize {
+    let v = 16 / dtype.size_in_bytes();
+    if multiples.iter().all(|&n| n % v == 0) {
+        v
+    } else {
+        1
+    }
+}
 
 /// Applies `$body` (generic over the element type of the slice `$v`) to an f32, bf16 or f16
 /// CPU storage and wraps its result in the same variant; other dtypes are an error naming `$what`.
