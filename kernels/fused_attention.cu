@@ -23,6 +23,7 @@
 #include <mma.h>
 
 using namespace nvcuda;
+using Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
 #define FA_WARPS 4
 #define FA_THREADS (FA_WARPS * 32)
@@ -108,7 +109,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     // Which row of the warp's 16 queries each element of an accumulator fragment held by this lane
     // belongs to. The device spreads fragments over the lanes in an unspecified layout, the same
     // for every fragment of one type, so a fragment loaded from a matrix of row numbers tells.
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> row_of;
+    Accumulator row_of;
     for (uint32_t i = lane; i < 256; i += 32) s_tile[warp][i / 16 * FA_S_LD + i % 16] = (float)(i / 16);
     __syncwarp();
     wmma::load_matrix_sync(row_of, s_tile[warp], FA_S_LD, wmma::mem_row_major);
@@ -130,7 +131,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     // Running max and sum of exponentials of this lane's query row over the keys so far; the
     // accumulators hold Σ exp(x - max) · v for that max and are rescaled when it grows.
     float row_max = -INFINITY, row_sum = 0.0f;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[E / 16];
+    Accumulator of[E / 16];
     for (int j = 0; j < E / 16; j++) wmma::fill_fragment(of[j], 0.0f);
 
     uint32_t t = next_seen(0);
@@ -148,7 +149,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
         if (t >= FA_MAX_TILES || sees[warp][t]) {
             // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
             for (int cb = 0; cb < FA_BK / 16; cb++) {
-                wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+                Accumulator sf;
                 wmma::fill_fragment(sf, 0.0f);
                 for (int kk = 0; kk < E / 16; kk++) {
                     wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
@@ -183,8 +184,10 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             row_max = new_max;
             if (odd == 0) row_factor[warp][row] = rescale;
             __syncwarp();
+            float factor[Accumulator::num_elements]; // of this lane's elements' rows
+            for (int i = 0; i < Accumulator::num_elements; i++) factor[i] = row_factor[warp][(int)row_of.x[i]];
             for (int j = 0; j < E / 16; j++)
-                for (int i = 0; i < of[j].num_elements; i++) of[j].x[i] *= row_factor[warp][(int)row_of.x[i]];
+                for (int i = 0; i < Accumulator::num_elements; i++) of[j].x[i] *= factor[i];
             for (int kk = 0; kk < FA_BK / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
                 wmma::load_matrix_sync(pf, p_tile + kk * 16, FA_P_LD);
