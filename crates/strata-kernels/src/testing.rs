@@ -30,10 +30,23 @@ pub fn gpu_device(test: &str) -> Option<Device> {
 }
 
 /// For a `gpu_*` test: a function moving CPU tensors to CUDA device 0, or `None` after saying
-/// why the test did not run (see [`gpu_device`]).
+/// why the test did not run (see [`gpu_device`]). A view that starts `n` elements into its CPU
+/// storage starts `n` elements into its GPU storage too, so a kernel sees the same alignment
+/// (and takes the same path) as in the emulator.
 pub fn to_gpu(test: &str) -> Option<impl Fn(&Tensor) -> candle_core::Result<Tensor>> {
     let dev = gpu_device(test)?;
-    Some(move |t: &Tensor| t.to_device(&dev))
+    Some(move |t: &Tensor| at_storage_offset(&t.to_device(&dev)?, t.layout().start_offset()))
+}
+
+/// `t` (contiguous) as a view `start` elements into a storage of its own device.
+fn at_storage_offset(t: &Tensor, start: usize) -> candle_core::Result<Tensor> {
+    if start == 0 {
+        return Ok(t.clone());
+    }
+    let lead = Tensor::zeros(start, t.dtype(), t.device())?;
+    Tensor::cat(&[&lead, &t.flatten_all()?], 0)?
+        .narrow(0, start, t.elem_count())?
+        .reshape(t.dims())
 }
 
 /// Largest |a − b| of two tensors of one shape, in f32 on the CPU (for the kernel tests).
@@ -60,4 +73,21 @@ pub fn assert_close(got: &Tensor, want: &Tensor, dtype: DType, tolerance: [f32; 
     };
     let diff = max_abs_diff(got, want);
     assert!(diff <= tol, "{what} {dtype:?}: max diff {diff} > {tol}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_keeps_its_storage_offset() {
+        let t = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let v = at_storage_offset(&t, 3).unwrap();
+        assert_eq!(v.layout().start_offset(), 3);
+        assert_eq!(v.dims(), [2, 3]);
+        assert_eq!(max_abs_diff(&v, &t), 0.0);
+    }
 }
