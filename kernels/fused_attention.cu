@@ -63,6 +63,11 @@ template <typename T, int E>
 __device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
                                 uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
                                 float cap) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    // bf16 tensor cores and cp.async need compute capability 8.0: built for an older GPU, the entry
+    // points exist but trap; strata_kernels::fused_attention_supported keeps the decoder off them.
+    __trap();
+#else
     // Two buffers of a key tile's K and V (rows LD apart): the next tile's copies are in flight
     // while the current one is multiplied. The first buffer stages Q before the loop.
     constexpr uint32_t LD = E + FA_PAD, KV = 2 * FA_BK * LD;
@@ -215,6 +220,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
         }
         __syncwarp();
     }
+#endif
 }
 
 // At least two blocks per SM: registers up to 255 / 2 blocks of 128 threads, so ptxas keeps every

@@ -9,6 +9,7 @@ include!("nvcc.rs");
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=nvcc.rs");
+    println!("cargo::rustc-check-cfg=cfg(fused_attention_unavailable)");
     if env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
@@ -21,6 +22,11 @@ fn main() {
     println!("cargo::rerun-if-changed={}", kernels.display());
     let cap = env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
     let cap = cap.trim_end_matches(['a', 'f']);
+    // The fused attention kernel needs bf16 tensor cores and cp.async (compute capability 8.0);
+    // built for an older GPU, its entry points only trap and the decoder never launches them.
+    if cap.parse::<u32>().is_ok_and(|c| c < 80) {
+        println!("cargo::rustc-cfg=fused_attention_unavailable");
+    }
     let nvcc = find_nvcc();
     for src in &files {
         println!("cargo::rerun-if-changed={}", src.display());

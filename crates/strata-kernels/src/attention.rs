@@ -9,12 +9,15 @@ pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [64, 96, 128];
 
 /// Whether [`fused_attention`] runs for this dtype and head dimension on `device`: always on the
 /// CPU (the twin), on CUDA for bf16/f16 and the head dims in [`FUSED_ATTENTION_HEAD_DIMS`]
-/// (f32 keeps the composite path, whose products are exact f32 rather than tensor-core ones).
+/// (f32 keeps the composite path, whose products are exact f32 rather than tensor-core ones)
+/// when the build targets compute capability 8.0 or newer (`CUDA_COMPUTE_CAP`).
 pub fn fused_attention_supported(dtype: DType, head_dim: usize, device: &Device) -> bool {
     match device {
         Device::Cpu => matches!(dtype, DType::F32 | DType::BF16 | DType::F16),
         Device::Cuda(_) => {
-            matches!(dtype, DType::BF16 | DType::F16) && FUSED_ATTENTION_HEAD_DIMS.contains(&head_dim)
+            cfg!(not(fused_attention_unavailable))
+                && matches!(dtype, DType::BF16 | DType::F16)
+                && FUSED_ATTENTION_HEAD_DIMS.contains(&head_dim)
         }
         _ => false,
     }

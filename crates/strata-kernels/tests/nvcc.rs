@@ -9,9 +9,9 @@ use std::sync::Mutex;
 
 include!("../nvcc.rs");
 
-/// A100 (8.0), L4 / RTX 40xx (8.9), H100 / H200 (9.0): the fused attention's bf16 tensor-core
-/// path needs 8.0 or newer.
-const CAPABILITIES: [&str; 3] = ["80", "89", "90"];
+/// T4 / RTX 20xx (7.5: the fused attention compiles to stubs there), A100 (8.0), L4 / RTX 40xx
+/// (8.9), H100 / H200 (9.0).
+const CAPABILITIES: [&str; 4] = ["75", "80", "89", "90"];
 
 /// What ptxas said of one entry point.
 #[derive(Debug)]
