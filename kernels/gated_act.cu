@@ -31,7 +31,7 @@ __device__ void gated_act(const T *x, T *out, uint32_t rows, uint32_t m, uint32_
     store_elements<T, V>(out + (size_t)r * m + j, y);
 }
 
-// vec: outputs per thread, 1 or a 16-byte vector's worth (strata_kernels::vector_width).
+// vec: outputs per thread, 1 or a 16-byte vector's worth (strata_kernels::gated_act_vector_width).
 #define GATED(NAME, T)                                                                             \
     extern "C" __global__ void NAME(const T *x, T *out, uint32_t rows, uint32_t m, uint32_t act,    \
                                     uint32_t vec) {                                                 \

@@ -35,7 +35,7 @@ __device__ void split_heads(const T *x, const T *cos, const T *sin, T *out, uint
     store_elements<T, V>(out + (size_t)item * V, y);
 }
 
-// vec: elements per thread, 1 or a 16-byte vector's worth (strata_kernels::vector_width).
+// vec: elements per thread, 1 or a 16-byte vector's worth (strata_kernels::split_heads_vector_width).
 #define SPLIT_HEADS(NAME, T)                                                                       \
     extern "C" __global__ void NAME(const T *x, const T *cos, const T *sin, T *out, uint32_t batch, \
                                     uint32_t heads, uint32_t pos, uint32_t e, uint32_t width,       \

@@ -276,7 +276,7 @@ pub fn gated_act(x: &Tensor, act: GatedAct) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     *dims.last_mut().unwrap() = m;
     let (rows, mm) = ((n / m.max(1)) as u32, m as u32);
-    let vec = strata_kernels::vector_width(x.dtype(), &[m, x.layout().start_offset()]);
+    let vec = strata_kernels::gated_act_vector_width(x.dtype(), m, x.layout().start_offset());
     with_kernels!(x.dtype(), |T, k| {
         let xv = DeviceLike::<T>::of(x)?;
         let mut out = DeviceLike::<T>::zeros(0, n);
@@ -347,10 +347,7 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
     // cuda.rs passes x for the tables when there is no rotation
     let (cos, sin) = rope.as_ref().map_or((x, x), |r| (r.cos, r.sin));
     let offsets = [x, cos, sin].map(|t| t.layout().start_offset());
-    let vec = strata_kernels::vector_width(
-        x.dtype(),
-        &[head_dim, rot / 2, width, col0, offsets[0], offsets[1], offsets[2]],
-    );
+    let vec = strata_kernels::split_heads_vector_width(x.dtype(), width, slice, rot, offsets);
     let args = [b, heads, p, head_dim, width, col0, rot, cos_batch, vec].map(|v| v as u32);
     with_kernels!(x.dtype(), |T, k| {
         let (xv, cos, sin) = (

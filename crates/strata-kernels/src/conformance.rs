@@ -31,16 +31,7 @@ fn tensor(v: Vec<f32>, shape: &[usize], dtype: DType) -> Tensor {
 
 /// `t` as a contiguous view `offset` elements into a larger storage.
 fn offset_view(t: &Tensor, offset: usize) -> Tensor {
-    if offset == 0 {
-        return t.clone();
-    }
-    let flat = t.flatten_all().unwrap();
-    let lead = Tensor::zeros(offset, t.dtype(), t.device()).unwrap();
-    let view = Tensor::cat(&[&lead, &flat], 0)
-        .unwrap()
-        .narrow(0, offset, flat.dim(0).unwrap())
-        .unwrap();
-    view.reshape(t.dims()).unwrap()
+    crate::testing::at_storage_offset(t, offset).unwrap()
 }
 
 /// Deterministic pseudo-random logits in [-12, 12).

@@ -147,7 +147,7 @@ pub(crate) fn gated_act(s: &CudaStorage, l: &Layout, m: usize, act: u32) -> Resu
     let func = dev.get_or_load_custom_func(&name, "strata_gated_act", ptx::GATED_ACT)?;
     let (rows, mm) = (u32_arg(n / m.max(1), "rows")?, u32_arg(m, "m")?);
     u32_arg(n, "rows * m")?;
-    let vec = crate::vector_width(dt, &[m, a]);
+    let vec = crate::gated_act_vector_width(dt, m, a);
     let (cfg, vec) = (elementwise(n / vec), vec as u32);
     with_float_type!(dt, "gated_act", |T| {
         let x = s.as_cuda_slice::<T>()?.slice(a..b);
@@ -275,7 +275,7 @@ pub(crate) fn split_heads(
         u32_arg(rot, "rotary dim")?,
         u32_arg(cos_batch, "cos batch")?,
     );
-    let vec = crate::vector_width(dt, &[slice.head_dim, rot / 2, width, slice.col0, a1, a2, a3]);
+    let vec = crate::split_heads_vector_width(dt, width, slice, rot, [a1, a2, a3]);
     let (cfg, vec) = (elementwise(n / vec), vec as u32);
     with_float_type!(dt, "split_heads", |T| {
         let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);

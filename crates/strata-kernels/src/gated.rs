@@ -66,6 +66,12 @@ pub fn gated_act(x: &Tensor, act: GatedAct) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&GatedOp { m: two_m / 2, act })
 }
 
+/// Outputs per thread of `kernels/gated_act.cu` for gate|up rows of `2 m` elements starting
+/// `offset` elements into their storage (see `vector_width`).
+pub fn gated_act_vector_width(dtype: DType, m: usize, offset: usize) -> usize {
+    crate::vector_width(dtype, &[m, offset])
+}
+
 struct GatedOp {
     m: usize,
     act: GatedAct,

@@ -124,6 +124,20 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
     )
 }
 
+/// Elements per thread of `kernels/split_heads.cu` for `slice` of rows `width` wide, rotary dim
+/// `rot`, and x, cos and sin starting `offsets` elements into their storages (see
+/// `vector_width`): every row, head, rotary half and start must be whole vectors.
+pub fn split_heads_vector_width(
+    dtype: DType,
+    width: usize,
+    slice: HeadSlice,
+    rot: usize,
+    offsets: [usize; 3],
+) -> usize {
+    let [x, cos, sin] = offsets;
+    crate::vector_width(dtype, &[slice.head_dim, rot / 2, width, slice.col0, x, cos, sin])
+}
+
 struct SplitHeadsOp {
     shape: (usize, usize, usize),
     slice: HeadSlice,

@@ -29,8 +29,8 @@ pub mod testing;
 pub use attention::{
     fused_attention, fused_attention_cpu, fused_attention_supported, AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
 };
-pub use gated::{gated_act, gated_act_cpu, GatedAct};
-pub use heads::{split_heads, split_heads_cpu, HeadSlice, Rotary};
+pub use gated::{gated_act, gated_act_cpu, gated_act_vector_width, GatedAct};
+pub use heads::{split_heads, split_heads_cpu, split_heads_vector_width, HeadSlice, Rotary};
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
 pub use norm::{row_norm, row_norm_cpu};
 pub use scatter::{scatter_patches, scatter_patches_cpu};
@@ -50,11 +50,12 @@ pub mod ptx {
 
 use candle_core::{bail, DType, Layout, Result};
 
-/// Elements a thread of an elementwise kernel (`gated_act`, `split_heads`) moves at once: a
-/// 16-byte vector of `dtype` when every count and element offset in `multiples` is a multiple of
-/// it (rows and views then start on 16-byte boundaries, device buffers being 256-byte aligned),
-/// else 1. The CUDA launchers and the emulator (`strata-kernel-emulator`) both launch with it.
-pub fn vector_width(dtype: DType, multiples: &[usize]) -> usize {
+/// Elements a thread of an elementwise kernel moves at once: a 16-byte vector of `dtype` when
+/// every count and element offset in `multiples` is a multiple of it (rows and views then start on
+/// 16-byte boundaries, device buffers being 256-byte aligned), else 1. Each kernel's list is in
+/// [`gated_act_vector_width`] / [`split_heads_vector_width`], which the CUDA launchers and the
+/// emulator (`strata-kernel-emulator`) both launch with.
+pub(crate) fn vector_width(dtype: DType, multiples: &[usize]) -> usize {
     let v = 16 / dtype.size_in_bytes();
     if multiples.iter().all(|&n| n % v == 0) {
         v

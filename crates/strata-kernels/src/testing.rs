@@ -39,7 +39,7 @@ pub fn to_gpu(test: &str) -> Option<impl Fn(&Tensor) -> candle_core::Result<Tens
 }
 
 /// `t` (contiguous) as a view `start` elements into a storage of its own device.
-fn at_storage_offset(t: &Tensor, start: usize) -> candle_core::Result<Tensor> {
+pub(crate) fn at_storage_offset(t: &Tensor, start: usize) -> candle_core::Result<Tensor> {
     if start == 0 {
         return Ok(t.clone());
     }
