@@ -344,7 +344,7 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
         Some(r) => (r.rotary_dim, 1),
         None => (0, 1),
     };
-    // cuda.rs passes x for the tables when there is no rotation
+    // strata_kernels::split_heads passes x for the tables when there is no rotation
     let (cos, sin) = rope.as_ref().map_or((x, x), |r| (r.cos, r.sin));
     let offsets = [x, cos, sin].map(|t| t.layout().start_offset());
     let vec = strata_kernels::split_heads_vector_width(x.dtype(), width, slice, rot, offsets);
