@@ -27,3 +27,17 @@ template <typename T, int V> __device__ __forceinline__ Elements<T, V> load_elem
 template <typename T, int V> __device__ __forceinline__ void store_elements(T *dst, const Elements<T, V> &x) {
     *reinterpret_cast<Elements<T, V> *>(dst) = x;
 }
+
+// The block's dynamic shared memory (its size set by the launch) as `T *name`, and that size in
+// bytes. Declared as bytes: one extern array with a different type per template instance is an
+// error. The host emulation (strata-kernel-emulator) defines its own.
+#ifndef STRATA_EMULATION
+#define DYNAMIC_SHARED(T, name)                                                                    \
+    extern __shared__ __align__(32) unsigned char name##_bytes[];                                 \
+    T *name = reinterpret_cast<T *>(name##_bytes)
+__device__ __forceinline__ uint32_t dynamic_shared_bytes() {
+    uint32_t bytes;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(bytes));
+    return bytes;
+}
+#endif

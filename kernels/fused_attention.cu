@@ -6,16 +6,19 @@
 // layout the output projection reads. A query that sees no key gets z = 0.
 //
 // One block of 4 warps per (64-query tile, head, batch row); each warp owns 16 queries and walks
-// the keys once, in tiles of 32, with an online softmax (as flash attention): per tile, the row's
-// running max grows to cover the tile, the accumulators of p·v are rescaled by exp(old - new max)
-// and the tile's p = exp(x - max), rounded to the storage type, times v is added; z = accumulators
-// / sum of exponentials at the end. (The composite path rounds p after dividing by the sum: the
-// results differ by rounding only.) Products on tensor cores (WMMA 16x16x16, f32 accumulation);
+// the keys once, in tiles of 32 (16 at head dim 256), with an online softmax (as flash
+// attention): per tile, the row's running max grows to cover the tile, the accumulators of p·v
+// are rescaled by exp(old - new max) and the tile's p = exp(x - max), rounded to the storage
+// type, times v is added; z = accumulators / sum of exponentials at the end. (The composite path
+// rounds p after dividing by the sum: the results differ by rounding only.) Products on tensor cores (WMMA 16x16x16, f32 accumulation);
 // softmax math in f32. Key tiles that no query of the block sees (causal future, padding, outside
 // a sliding window) are skipped; the next visible tile's K and V are copied asynchronously
 // (cp.async, sm_80+) into a second buffer while the current tile is multiplied. Shared rows are
 // padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once, and rows
 // E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
+// Up to head dim 128 the block's queries stay in registers as tensor-core fragments; at 256 they
+// and the 16 accumulators would not fit, so Q stays in dynamic shared memory (33 KB, more than a
+// static array may have with the rest; strata_kernels::fused_attention_dynamic_shared_bytes).
 // CPU twin: strata_kernels::fused_attention_cpu.
 #include "common.cuh"
 #include <cuda_pipeline_primitives.h>
@@ -28,11 +31,8 @@ using Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 #define FA_WARPS 4
 #define FA_THREADS (FA_WARPS * 32)
 #define FA_BQ (FA_WARPS * 16) // queries per block
-#define FA_BK 32              // keys per tile
-#define FA_MAX_TILES 256      // key tiles whose visibility is found up front (8192 keys); later ones are always computed
+#define FA_MAX_TILES 256      // key tiles whose visibility is found up front; later ones are always computed
 #define FA_PAD 8              // elements (16 bytes) after each shared row of Q, K, V and p
-#define FA_S_LD (FA_BK + 4)   // row stride of the f32 score tile (a WMMA ldm: a multiple of 16 bytes)
-#define FA_P_LD (FA_BK + FA_PAD)
 
 // rows x E elements of `src` (row-major) into shared `dst`, rows E + FA_PAD apart; rows from
 // `valid` on are zeros. Asynchronous 16-byte copies (cp.async: complete once the thread has
@@ -59,7 +59,9 @@ __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, u
     __pipeline_commit();
 }
 
-template <typename T, int E>
+// BK keys per tile: 32, or 16 at head dim 256, where two buffers of 32 keys' K and V would not
+// fit beside Q on GPUs with 99 KB of shared memory per block (compute capability 8.6, 8.9).
+template <typename T, int E, int BK>
 __device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
                                 uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
                                 float cap) {
@@ -68,13 +70,19 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     // points exist but trap; strata_kernels::fused_attention_supported keeps the decoder off them.
     __trap();
 #else
+    // Row strides of the f32 score tile and of p (WMMA ldm: multiples of 16 bytes).
+    constexpr uint32_t S_LD = BK + 4, P_LD = BK + FA_PAD;
+    constexpr bool Q_SHARED = E > 128;
     // Two buffers of a key tile's K and V (rows LD apart): the next tile's copies are in flight
-    // while the current one is multiplied. The first buffer stages Q before the loop.
-    constexpr uint32_t LD = E + FA_PAD, KV = 2 * FA_BK * LD;
-    static_assert(FA_BQ * LD <= KV, "Q staging fits in one K/V buffer");
+    // while the current one is multiplied. The first buffer stages Q before the loop, unless Q
+    // stays in shared memory.
+    constexpr uint32_t LD = E + FA_PAD, KV = 2 * BK * LD;
+    static_assert(Q_SHARED || FA_BQ * LD <= KV, "Q staging fits in one K/V buffer");
     __shared__ __align__(32) T kv[2][KV];
-    // Per warp: the f32 scores of a tile, then (same memory, once read) its p in the storage type.
-    __shared__ __align__(32) float s_tile[FA_WARPS][16 * FA_S_LD];
+    // Per warp: the f32 scores of a tile, then (same memory, once read) its p in the storage type;
+    // 16 columns at least, for the row numbers and z on their way out.
+    static_assert(BK >= 16 && 16 * P_LD * sizeof(T) <= 16 * S_LD * sizeof(float), "p fits in the score tile");
+    __shared__ __align__(32) float s_tile[FA_WARPS][16 * S_LD];
     __shared__ float row_factor[FA_WARPS][16]; // per query row: this tile's rescale, at the end 1 / sum
     __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
 
@@ -87,24 +95,30 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
     T *p_tile = reinterpret_cast<T *>(s_tile[warp]);
 
-    // The block's queries (zeros past the end) into fragments, kept for every key tile.
-    load_tile<T, E>(kv[0], qb + (size_t)q0 * E, FA_BQ, p_len - q0);
+    // The block's queries (zeros past the end) into fragments kept for every key tile, or kept in
+    // shared memory (head dim 256) and loaded into fragments as each product needs them.
+    using QueryFragment = wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major>;
+    DYNAMIC_SHARED(T, q_shared);
+    if (Q_SHARED && dynamic_shared_bytes() < FA_BQ * LD * sizeof(T)) __trap(); // launched without room for Q
+    T *q_tile = Q_SHARED ? q_shared : kv[0];
+    load_tile<T, E>(q_tile, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
     __pipeline_wait_prior(0);
     __syncthreads();
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[E / 16];
-    for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], kv[0] + warp * 16 * LD + kk * 16, LD);
+    QueryFragment qf[Q_SHARED ? 1 : E / 16];
+    if constexpr (!Q_SHARED)
+        for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], q_tile + warp * 16 * LD + kk * 16, LD);
 
     // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). This
     // lane's query row and its half of the tile's columns, col(c) = 2c + lane % 2 (interleaved:
     // the lanes' reads of a score row fall in different banks).
     const uint32_t row = lane / 2, odd = lane % 2, qi = wq0 + row;
     const float *mrow = mb + (size_t)qi * n_len;
-    const uint32_t n_tiles = (n_len + FA_BK - 1) / FA_BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
+    const uint32_t n_tiles = (n_len + BK - 1) / BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
     for (uint32_t t = 0; t < known; t++) {
         bool lane_sees = false;
         if (qi < p_len)
-            for (uint32_t c = 0; c < FA_BK / 2; c++) {
-                const uint32_t j = t * FA_BK + 2 * c + odd;
+            for (uint32_t c = 0; c < BK / 2; c++) {
+                const uint32_t j = t * BK + 2 * c + odd;
                 lane_sees |= j < n_len && mrow[j] != -INFINITY;
             }
         const bool warp_sees = __any_sync(0xffffffff, lane_sees);
@@ -115,9 +129,9 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     // belongs to. The device spreads fragments over the lanes in an unspecified layout, the same
     // for every fragment of one type, so a fragment loaded from a matrix of row numbers tells.
     Accumulator row_of;
-    for (uint32_t i = lane; i < 256; i += 32) s_tile[warp][i / 16 * FA_S_LD + i % 16] = (float)(i / 16);
+    for (uint32_t i = lane; i < 256; i += 32) s_tile[warp][i / 16 * S_LD + i % 16] = (float)(i / 16);
     __syncwarp();
-    wmma::load_matrix_sync(row_of, s_tile[warp], FA_S_LD, wmma::mem_row_major);
+    wmma::load_matrix_sync(row_of, s_tile[warp], S_LD, wmma::mem_row_major);
     __syncthreads(); // `sees` complete; row numbers and every warp's Q fragments loaded
 
     // The next key tile after `t` that some query of the block sees (n_tiles: none). The same for
@@ -128,9 +142,9 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     };
     static_assert(FA_WARPS == 4, "next_seen reads four warps' flags");
     auto load_kv = [&](uint32_t t, int buf) {
-        const uint32_t n0 = t * FA_BK;
-        load_tile<T, E>(kv[buf], kb + (size_t)n0 * E, FA_BK, n_len - n0);
-        load_tile<T, E>(kv[buf] + FA_BK * LD, vb + (size_t)n0 * E, FA_BK, n_len - n0);
+        const uint32_t n0 = t * BK;
+        load_tile<T, E>(kv[buf], kb + (size_t)n0 * E, BK, n_len - n0);
+        load_tile<T, E>(kv[buf] + BK * LD, vb + (size_t)n0 * E, BK, n_len - n0);
     };
 
     // Running max and sum of exponentials of this lane's query row over the keys so far; the
@@ -142,7 +156,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     uint32_t t = next_seen(0);
     if (t < n_tiles) load_kv(t, 0);
     for (int buf = 0; t < n_tiles; buf ^= 1) {
-        const uint32_t next = next_seen(t + 1), n0 = t * FA_BK;
+        const uint32_t next = next_seen(t + 1), n0 = t * BK;
         if (next < n_tiles) {
             load_kv(next, buf ^ 1); // into the buffer every thread finished with last iteration
             __pipeline_wait_prior(2); // this tile's K and V batches done, the next tile's in flight
@@ -150,24 +164,29 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             __pipeline_wait_prior(0);
         }
         __syncthreads(); // every thread's copies of this tile visible to all
-        const T *kt = kv[buf], *vt = kv[buf] + FA_BK * LD;
+        const T *kt = kv[buf], *vt = kv[buf] + BK * LD;
         if (t >= FA_MAX_TILES || sees[warp][t]) {
             // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
-            for (int cb = 0; cb < FA_BK / 16; cb++) {
+            for (int cb = 0; cb < BK / 16; cb++) {
                 Accumulator sf;
                 wmma::fill_fragment(sf, 0.0f);
                 for (int kk = 0; kk < E / 16; kk++) {
                     wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
                     wmma::load_matrix_sync(kf, kt + cb * 16 * LD + kk * 16, LD);
-                    wmma::mma_sync(sf, qf[kk], kf, sf);
+                    if constexpr (Q_SHARED) {
+                        wmma::load_matrix_sync(qf[0], q_tile + warp * 16 * LD + kk * 16, LD);
+                        wmma::mma_sync(sf, qf[0], kf, sf);
+                    } else {
+                        wmma::mma_sync(sf, qf[kk], kf, sf);
+                    }
                 }
-                wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, FA_S_LD, wmma::mem_row_major);
+                wmma::store_matrix_sync(s_tile[warp] + cb * 16, sf, S_LD, wmma::mem_row_major);
             }
             __syncwarp();
-            float x[FA_BK / 2], tile_max = -INFINITY;
-            for (uint32_t c = 0; c < FA_BK / 2; c++) {
+            float x[BK / 2], tile_max = -INFINITY;
+            for (uint32_t c = 0; c < BK / 2; c++) {
                 const uint32_t j = n0 + 2 * c + odd;
-                float val = s_tile[warp][row * FA_S_LD + 2 * c + odd] * scale;
+                float val = s_tile[warp][row * S_LD + 2 * c + odd] * scale;
                 if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
                 x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
                 tile_max = fmaxf(tile_max, x[c]);
@@ -178,10 +197,10 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             // p = exp(x - max) in the storage type for the tensor cores; the sum in f32. While the
             // row has seen no key, max is -inf, every p is 0 and so are the accumulators.
             float sum = 0.0f;
-            for (uint32_t c = 0; c < FA_BK / 2; c++) {
+            for (uint32_t c = 0; c < BK / 2; c++) {
                 const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
                 sum += p;
-                p_tile[row * FA_P_LD + 2 * c + odd] = from_f32<T>(p);
+                p_tile[row * P_LD + 2 * c + odd] = from_f32<T>(p);
             }
             sum += __shfl_xor_sync(0xffffffff, sum, 1);
             const float rescale = row_max == -INFINITY ? 0.0f : expf(row_max - new_max);
@@ -193,9 +212,9 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             for (int i = 0; i < Accumulator::num_elements; i++) factor[i] = row_factor[warp][(int)row_of.x[i]];
             for (int j = 0; j < E / 16; j++)
                 for (int i = 0; i < Accumulator::num_elements; i++) of[j].x[i] *= factor[i];
-            for (int kk = 0; kk < FA_BK / 16; kk++) {
+            for (int kk = 0; kk < BK / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
-                wmma::load_matrix_sync(pf, p_tile + kk * 16, FA_P_LD);
+                wmma::load_matrix_sync(pf, p_tile + kk * 16, P_LD);
                 for (int j = 0; j < E / 16; j++) {
                     wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
                     wmma::load_matrix_sync(vf, vt + kk * 16 * LD + j * 16, LD);
@@ -210,13 +229,13 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     // 16x16 fragment at a time through s_tile.
     if (odd == 0) row_factor[warp][row] = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
     for (int j = 0; j < E / 16; j++) {
-        wmma::store_matrix_sync(s_tile[warp], of[j], FA_S_LD, wmma::mem_row_major);
+        wmma::store_matrix_sync(s_tile[warp], of[j], S_LD, wmma::mem_row_major);
         __syncwarp();
         for (uint32_t i = lane; i < 256; i += 32) {
             const uint32_t r = i / 16, c = i % 16;
             if (wq0 + r < p_len)
                 z[(((size_t)b * p_len + wq0 + r) * heads + h) * E + j * 16 + c] =
-                    from_f32<T>(s_tile[warp][r * FA_S_LD + c] * row_factor[warp][r]);
+                    from_f32<T>(s_tile[warp][r * S_LD + c] * row_factor[warp][r]);
         }
         __syncwarp();
     }
@@ -229,13 +248,16 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)                                    \
     NAME(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads, uint32_t groups, \
          uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale, float cap) {             \
-        fused_attention<T, E>(q, k, v, mask, z, heads, groups, p_len, n_len, mask_batch, scale, cap); \
+        fused_attention<T, E, (E > 128 ? 16 : 32)>(q, k, v, mask, z, heads, groups, p_len, n_len, mask_batch, \
+                                                   scale, cap);                                     \
     }
 
 // Head dims of the supported families (strata_kernels::FUSED_ATTENTION_HEAD_DIMS).
 FUSED_ATTENTION(fused_attention_bf16_64, __nv_bfloat16, 64)
 FUSED_ATTENTION(fused_attention_bf16_96, __nv_bfloat16, 96)
 FUSED_ATTENTION(fused_attention_bf16_128, __nv_bfloat16, 128)
+FUSED_ATTENTION(fused_attention_bf16_256, __nv_bfloat16, 256)
 FUSED_ATTENTION(fused_attention_f16_64, __half, 64)
 FUSED_ATTENTION(fused_attention_f16_96, __half, 96)
 FUSED_ATTENTION(fused_attention_f16_128, __half, 128)
+FUSED_ATTENTION(fused_attention_f16_256, __half, 256)

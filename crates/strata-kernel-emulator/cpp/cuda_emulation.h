@@ -18,6 +18,10 @@
 // Shared memory: one instance per OS thread; a launch runs all its fibers on one OS thread and
 // its blocks one after another, so each block sees its own (launches on other threads, too).
 #define __shared__ static thread_local
+// Dynamic shared memory: the launch's (strata_emulate_launch's shared_bytes), fresh for each block
+// and filled with 0xff bytes (NaN in every float type), as the device leaves it uninitialised.
+#define STRATA_EMULATION 1
+#define DYNAMIC_SHARED(T, name) T *name = reinterpret_cast<T *>(strata_emulation::dynamic_shared())
 
 struct uint4 {
     unsigned x, y, z, w;
@@ -37,6 +41,11 @@ void sync_warp();
 // Records that the calling thread broke a CUDA API contract the host would let pass (the launch
 // then fails with `what`); the thread goes on.
 void fault(const char *what);
+// Ends the calling thread and fails the launch, as __trap() aborts a kernel on the device.
+[[noreturn]] void trap();
+// The block's dynamic shared memory and its size in bytes.
+unsigned char *dynamic_shared();
+uint32_t dynamic_shared_size();
 // Asynchronous copies to shared memory (cuda_pipeline_primitives.h): made at once in some launches,
 // in others only when the thread waits for their batch (launch.cpp).
 void async_copy(void *dst, const void *src, unsigned bytes, unsigned fill);
@@ -48,6 +57,8 @@ uint64_t &shuffle_slot_of_lane(unsigned lane);
 } // namespace strata_emulation
 
 inline void __syncthreads() { strata_emulation::sync_block(); }
+inline uint32_t dynamic_shared_bytes() { return strata_emulation::dynamic_shared_size(); }
+[[noreturn]] inline void __trap() { strata_emulation::trap(); }
 inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { strata_emulation::sync_warp(); }
 
 inline unsigned strata_emulation_lane() {

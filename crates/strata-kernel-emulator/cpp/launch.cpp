@@ -9,6 +9,7 @@
 #include "cuda_emulation.h"
 
 #include <memory>
+#include <stdlib.h>
 #include <ucontext.h>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct Block {
     // being read is overwritten) or when their thread waits for them (the latest: a read before
     // the wait sees stale data); launches alternate between the two.
     bool eager_copies = false;
+    // Dynamic shared memory, 128-byte aligned within `shared_storage`.
+    std::vector<unsigned char> shared_storage;
+    unsigned char *shared = nullptr;
+    uint32_t shared_bytes = 0;
 };
 
 thread_local Block *running = nullptr;
@@ -97,17 +102,23 @@ __attribute__((noinline)) void start_fiber(Fiber &f, ucontext_t *scheduler) {
     makecontext(&f.context, fiber_main, 0);
 }
 
-void fiber_main() {
+// Marks the running thread ended and releases the barriers that no longer wait for it.
+void end_thread() {
     Block &blk = *running;
-    blk.body(blk.user);
     Fiber &f = blk.fibers[blk.current];
-    if (!f.pending.empty()) fault("a thread ended with asynchronous copies it never waited for");
     f.done = true;
     blk.block.alive--;
     release_if_complete(blk.block);
     Barrier &w = blk.warps[blk.current / 32];
     w.alive--;
     release_if_complete(w);
+}
+
+void fiber_main() {
+    Block &blk = *running;
+    blk.body(blk.user);
+    if (!blk.fibers[blk.current].pending.empty()) fault("a thread ended with asynchronous copies it never waited for");
+    end_thread();
     // returns to the scheduler through uc_link
 }
 
@@ -141,6 +152,17 @@ static thread_local const char *first_fault = nullptr;
 void fault(const char *what) {
     if (!first_fault) first_fault = what;
 }
+
+void trap() {
+    fault("a thread called __trap()");
+    running->fibers[running->current].pending.clear();
+    end_thread();
+    setcontext(&running->scheduler);
+    abort(); // setcontext returns only on failure
+}
+
+unsigned char *dynamic_shared() { return running->shared; }
+uint32_t dynamic_shared_size() { return running->shared_bytes; }
 
 void sync_block() { wait(running->block); }
 
@@ -180,13 +202,18 @@ uint64_t &shuffle_slot_of_lane(unsigned lane) {
 
 using namespace strata_emulation;
 
-// Runs `body(user)` as every thread of a `grid` x `block` launch. Returns 0, 1 when the threads
-// of a block deadlock on a barrier, 2 for an empty or oversized launch, 3 when a thread broke an
-// API contract (strata_emulate_fault says which).
-extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t block[3],
+// The most dynamic shared memory a block may ask for (compute capability 9.0: 227 KB).
+constexpr uint32_t MAX_SHARED_BYTES = 227 * 1024;
+
+// Runs `body(user)` as every thread of a `grid` x `block` launch with `shared_bytes` of dynamic
+// shared memory per block. Returns 0, 1 when the threads of a block deadlock on a barrier, 2 for
+// an empty or oversized launch, 3 when a thread broke an API contract or trapped
+// (strata_emulate_fault says which).
+extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t block[3], uint32_t shared_bytes,
                                      void (*body)(void *), void *user) {
     const unsigned threads = block[0] * block[1] * block[2];
-    if (threads == 0 || threads > 1024 || grid[0] * grid[1] * grid[2] == 0) return 2;
+    if (threads == 0 || threads > 1024 || grid[0] * grid[1] * grid[2] == 0 || shared_bytes > MAX_SHARED_BYTES)
+        return 2;
     // Every other launch on this OS thread favours the highest-numbered threads instead; every
     // other pair of launches makes asynchronous copies at once.
     static thread_local unsigned launches = 0;
@@ -198,6 +225,9 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
     blk.fibers.resize(threads);
     for (Fiber &f : blk.fibers) f.stack.reset(new char[STACK_BYTES]);
     blk.shuffle.resize((threads + 31) / 32 * 32);
+    blk.shared_storage.resize(shared_bytes + 128);
+    blk.shared = blk.shared_storage.data() + (128 - (uintptr_t)blk.shared_storage.data() % 128) % 128;
+    blk.shared_bytes = shared_bytes;
     Block *outer = running;
     running = &blk;
     first_fault = nullptr;
@@ -211,6 +241,7 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
                 blockIdx = {bx, by, bz};
                 blk.block = {threads, 0, 0};
                 blk.warps.assign((threads + 31) / 32, Barrier{});
+                memset(blk.shared, 0xff, shared_bytes);
                 for (unsigned t = 0; t < threads; t++) {
                     Fiber &f = blk.fibers[t];
                     f.index = {t % block[0], t / block[0] % block[1], t / (block[0] * block[1])};
@@ -227,7 +258,7 @@ extern "C" int strata_emulate_launch(const uint32_t grid[3], const uint32_t bloc
     blockDim = saved_block;
     blockIdx = saved_index;
     running = outer;
-    return status == 0 && first_fault ? 3 : status;
+    return first_fault ? 3 : status; // a trap leaves the rest of its block waiting: report the trap
 }
 
 // What the last launch that returned 3 broke.

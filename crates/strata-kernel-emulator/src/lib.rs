@@ -22,6 +22,7 @@ extern "C" {
     fn strata_emulate_launch(
         grid: *const u32,
         block: *const u32,
+        shared_bytes: u32,
         body: extern "C" fn(*mut c_void),
         user: *mut c_void,
     ) -> i32;
@@ -36,6 +37,11 @@ pub fn launch<F: Fn()>(grid: u32, block: u32, thread: F) -> Result<()> {
 
 /// [`launch`] with a three-dimensional grid.
 pub fn launch3<F: Fn()>(grid: [u32; 3], block: u32, thread: F) -> Result<()> {
+    launch_with_shared(grid, block, 0, thread)
+}
+
+/// [`launch3`] with `shared_bytes` of dynamic shared memory per block (uninitialised: 0xff bytes).
+pub fn launch_with_shared<F: Fn()>(grid: [u32; 3], block: u32, shared_bytes: u32, thread: F) -> Result<()> {
     extern "C" fn trampoline<F: Fn()>(user: *mut c_void) {
         // SAFETY: `user` is the `&F` passed below, alive for the whole launch.
         unsafe { (*(user as *const F))() }
@@ -46,6 +52,7 @@ pub fn launch3<F: Fn()>(grid: [u32; 3], block: u32, thread: F) -> Result<()> {
         strata_emulate_launch(
             g.as_ptr(),
             b.as_ptr(),
+            shared_bytes,
             trampoline::<F>,
             &thread as *const F as *mut c_void,
         )
@@ -61,7 +68,9 @@ pub fn launch3<F: Fn()>(grid: [u32; 3], block: u32, thread: F) -> Result<()> {
                 what.to_string_lossy()
             )
         }
-        _ => bail!("emulated launch <<<{grid:?}, {block}>>>: empty grid or more than 1024 threads per block"),
+        _ => bail!(
+            "emulated launch <<<{grid:?}, {block}, {shared_bytes}>>>: empty grid, more than 1024 threads per block or too much shared memory"
+        ),
     }
 }
 
@@ -371,12 +380,12 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
 type AttentionKernel<T> =
     unsafe extern "C" fn(*const T, *const T, *const T, *const f32, *mut T, u32, u32, u32, u32, u32, f32, f32);
 
-/// The fused-attention kernels of one element type, by head dim (64, 96, 128).
+/// The fused-attention kernels of one element type, by head dim (64, 96, 128, 256).
 macro_rules! declare_attention_kernels {
     ($module:ident, $t:ty, $suffix:literal) => {
         mod $module {
             type T = $t;
-            declare_attention_kernels!(@each T, $suffix, e64 64, e96 96, e128 128);
+            declare_attention_kernels!(@each T, $suffix, e64 64, e96 96, e128 128, e256 256);
         }
     };
     (@each $t:ty, $suffix:literal, $($name:ident $e:literal),*) => {
@@ -405,7 +414,8 @@ declare_attention_kernels!(attention_bf16, half::bf16, "bf16");
 declare_attention_kernels!(attention_f16, half::f16, "f16");
 
 /// [`strata_kernels::fused_attention`] by `kernels/fused_attention.cu` (bf16/f16, head dims
-/// 64/96/128): one 128-thread block per (64-query tile, head, batch row).
+/// 64/96/128/256): one 128-thread block per (64-query tile, head, batch row), with the dynamic
+/// shared memory the CUDA launch gives it.
 pub fn fused_attention(
     q: &Tensor,
     k: &Tensor,
@@ -415,7 +425,7 @@ pub fn fused_attention(
     softcap: Option<f32>,
 ) -> Result<Tensor> {
     fn run<T: WithDType>(
-        kernels: [AttentionKernel<T>; 3],
+        kernels: [AttentionKernel<T>; 4],
         (q, k, v, mask): (&Tensor, &Tensor, &Tensor, &Tensor),
         scale: f32,
         cap: f32,
@@ -426,6 +436,7 @@ pub fn fused_attention(
             64 => kernels[0],
             96 => kernels[1],
             128 => kernels[2],
+            256 => kernels[3],
             _ => bail!("fused_attention: no kernel for head dim {e}"),
         };
         let mb = mask.dim(0)? as u32;
@@ -455,7 +466,8 @@ pub fn fused_attention(
                 cap,
             )
         };
-        launch3([p.div_ceil(64) as u32, hh, b as u32], 128, threads)?;
+        let shared = strata_kernels::fused_attention_dynamic_shared_bytes(T::DTYPE, e) as u32;
+        launch_with_shared([p.div_ceil(64) as u32, hh, b as u32], 128, shared, threads)?;
         Tensor::from_vec(z, (b, p, h, e), &Device::Cpu)
     }
     let inputs = (q, k, v, mask);
@@ -463,11 +475,11 @@ pub fn fused_attention(
     match q.dtype() {
         DType::BF16 => {
             use attention_bf16 as k;
-            run::<bf16>([k::e64, k::e96, k::e128], inputs, scale, cap)
+            run::<bf16>([k::e64, k::e96, k::e128, k::e256], inputs, scale, cap)
         }
         DType::F16 => {
             use attention_f16 as k;
-            run::<f16>([k::e64, k::e96, k::e128], inputs, scale, cap)
+            run::<f16>([k::e64, k::e96, k::e128, k::e256], inputs, scale, cap)
         }
         other => bail!("fused_attention: the kernel takes bf16 or f16, got {other:?}"),
     }

@@ -5,7 +5,18 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 
 /// Head dimensions the CUDA kernel is compiled for (bf16 and f16).
-pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [64, 96, 128];
+pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
+
+/// Dynamic shared memory per block of the CUDA kernel for `dtype` (2-byte types) and `head_dim`:
+/// above head dim 128 the block's 64 queries stay in shared memory, rows padded by 8 elements
+/// (kernels/fused_attention.cu, which traps when launched with less); 0 below.
+pub fn fused_attention_dynamic_shared_bytes(dtype: DType, head_dim: usize) -> usize {
+    if head_dim > 128 {
+        64 * (head_dim + 8) * dtype.size_in_bytes()
+    } else {
+        0
+    }
+}
 
 /// Whether [`fused_attention`] runs for this dtype and head dimension on `device`: always on the
 /// CPU (the twin), on CUDA for bf16/f16 and the head dims in [`FUSED_ATTENTION_HEAD_DIMS`]

@@ -264,9 +264,10 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Te
 }
 
 /// `run(q [b, h, p, e], k, v [b, g, n, e], mask [mb, 1, p, n], scale, softcap)` (returning
-/// `[b, p, h, e]`) against the CPU twin, bf16 and f16 (the kernel's types), with query and key
-/// counts that leave partial 64-query and 32-key tiles, grouped and plain heads, per-row and
-/// shared masks, queries that are the last of more keys (a suffix run) and soft-capping.
+/// `[b, p, h, e]`) against the CPU twin, bf16 and f16 (the kernel's types), every head dim it is
+/// built for, with query and key counts that leave partial 64-query and 32- (16-) key tiles,
+/// grouped and plain heads, per-row and shared masks, queries that are the last of more keys (a
+/// suffix run) and soft-capping.
 pub fn fused_attention(run: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor, f32, Option<f32>) -> Result<Tensor>) {
     // (shapes, mask rows, soft-cap, scale × √e): the last case's sharp softmax moves a row's max
     // by tens from one key tile to the next, so every rescaling of the running sums counts.
@@ -275,6 +276,9 @@ pub fn fused_attention(run: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor, f32, Opt
         ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32), 1.0),
         ((3, 3, 3, 17, 17, 96), 1, None, 1.0),
         ((1, 2, 2, 40, 300, 64), 1, None, 40.0f32),
+        // head dim 256: queries in shared memory, 16-key tiles
+        ((2, 2, 1, 70, 70, 256), 2, Some(30.0), 1.0),
+        ((1, 1, 1, 20, 100, 256), 1, None, 40.0),
     ] {
         let mask = tensor(causal_mask(mb, p, n), &[mb, 1, p, n], DType::F32);
         let scale = sharpness / (e as f32).sqrt();

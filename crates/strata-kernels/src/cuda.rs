@@ -1,5 +1,6 @@
 //! Launches of the PTX kernels on candle's CUDA storages (feature `cuda`).
 use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::sys::CUfunction_attribute;
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, CudaDevice, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
@@ -317,6 +318,15 @@ pub(crate) fn fused_attention(
     let dt = sq.dtype();
     let name = format!("fused_attention_{}_{}", suffix(dt)?, d.head_dim);
     let func = dev.get_or_load_custom_func(&name, "strata_fused_attention", ptx::FUSED_ATTENTION)?;
+    let shared = crate::fused_attention_dynamic_shared_bytes(dt, d.head_dim);
+    if shared > 0 {
+        // With its static arrays the block needs more than the 48 KB a kernel gets unasked.
+        func.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            shared as i32,
+        )
+        .w()?;
+    }
     let mask = sm.as_cuda_slice::<f32>()?.slice(am..bm);
     let (h, g, p, nk, mb) = (
         u32_arg(d.heads, "heads")?,
@@ -333,7 +343,7 @@ pub(crate) fn fused_attention(
             u32_arg(d.batch, "batch")?,
         ),
         block_dim: (128, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: u32_arg(shared, "shared memory")?,
     };
     match dt {
         DType::BF16 | DType::F16 => {}

@@ -27,7 +27,8 @@ mod softmax;
 pub mod testing;
 
 pub use attention::{
-    fused_attention, fused_attention_cpu, fused_attention_supported, AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
+    fused_attention, fused_attention_cpu, fused_attention_dynamic_shared_bytes, fused_attention_supported,
+    AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
 };
 pub use gated::{gated_act, gated_act_cpu, gated_act_vector_width, GatedAct};
 pub use heads::{split_heads, split_heads_cpu, split_heads_vector_width, HeadSlice, Rotary};

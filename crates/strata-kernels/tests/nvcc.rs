@@ -13,6 +13,29 @@ include!("../nvcc.rs");
 /// (8.9), H100 / H200 (9.0).
 const CAPABILITIES: [&str; 4] = ["75", "80", "89", "90"];
 
+/// Shared memory a block may use at each capability (static + dynamic, with the opt-in the
+/// launcher sets; CUDA programming guide, technical specifications per compute capability).
+fn max_shared_bytes(cap: &str) -> u32 {
+    1024 * match cap {
+        "75" => 64,
+        "80" => 163,
+        "89" => 99,
+        "90" => 227,
+        other => panic!("no shared memory limit known for sm_{other}"),
+    }
+}
+
+/// The dynamic shared memory `src/cuda.rs` launches an entry point with.
+fn dynamic_shared_bytes(entry: &str) -> u32 {
+    match entry.strip_prefix("fused_attention_") {
+        Some(rest) => {
+            let head_dim = rest.rsplit('_').next().and_then(|e| e.parse().ok()).unwrap();
+            strata_kernels::fused_attention_dynamic_shared_bytes(candle_core::DType::BF16, head_dim) as u32
+        }
+        None => 0,
+    }
+}
+
 /// What ptxas said of one entry point.
 #[derive(Debug)]
 struct Entry {
@@ -139,11 +162,18 @@ fn every_kernel_compiles_for_the_gpu_without_warnings_or_spills() {
     for (src, cap, entries) in &results {
         let stem = src.file_stem().unwrap().to_str().unwrap();
         for e in entries {
+            let dynamic = dynamic_shared_bytes(&e.name);
             println!(
-                "sm_{cap} {:<28} {:>3} registers {:>6} B shared {} B spilled",
+                "sm_{cap} {:<28} {:>3} registers {:>6} B shared (+{dynamic} B dynamic) {} B spilled",
                 e.name, e.registers, e.smem_bytes, e.spill_bytes
             );
             assert_eq!(e.spill_bytes, 0, "{} spills registers on sm_{cap}", e.name);
+            assert!(
+                e.smem_bytes + dynamic <= max_shared_bytes(cap),
+                "{} needs {} B of shared memory per block, more than sm_{cap} has",
+                e.name,
+                e.smem_bytes + dynamic
+            );
         }
         let defined: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
         assert_eq!(

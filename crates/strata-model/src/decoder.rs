@@ -521,7 +521,7 @@ impl HookedDecoder {
     /// A copy (weights shared) that computes attention with strata's fused attention kernel
     /// (`on`) or as q·kᵀ, masked softmax and ·v (`!on`) wherever the fused path applies and no
     /// hook reads the scores or the pattern. On by default; `STRATA_FUSED_ATTENTION=0` turns it
-    /// off for a whole process. The kernel exists for bf16/f16 and head dims 64/96/128 on CUDA
+    /// off for a whole process. The kernel exists for bf16/f16 and head dims 64/96/128/256 on CUDA
     /// (its CPU twin everywhere on the CPU); elsewhere the composite path runs regardless.
     pub fn with_fused_attention(&self, on: bool) -> HookedDecoder {
         HookedDecoder {
