@@ -321,6 +321,8 @@ pub(crate) fn fused_attention(
     let shared = crate::fused_attention_dynamic_shared_bytes(dt, d.head_dim);
     if shared > 0 {
         // With its static arrays the block needs more than the 48 KB a kernel gets unasked.
+        // (cuFuncSetAttribute wants the function's context current on this thread.)
+        dev.cuda_stream().context().bind_to_thread().w()?;
         func.set_attribute(
             CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             shared as i32,
