@@ -64,6 +64,29 @@ with lzma.open(tmp, "wb", format=lzma.FORMAT_XZ, filters=filters) as xz:
 os.replace(tmp, out)
 PY
 rm -rf "$STAGE"
+
+# Smoke test of what was packed, here and without a GPU, so that a broken archive does not cost
+# device time: unpacked as gpu-check.sh unpacks it, with the wheels' CUDA libraries and the
+# driver stub standing in for libcuda.so.1, every executable must load and start, the parity
+# executable must list the tests gpu-check.sh runs, and the kernel tests must pass on the CPU
+# (their GPU halves report NOT RUN: the stub has no device).
+SMOKE=$(mktemp -d)
+trap 'rm -rf "$SMOKE"' EXIT
+python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$CARRY/strata-cuda.tar.xz" "$SMOKE"
+mkdir -p "$SMOKE/driver" && ln -s "$CUDA_ROOT/lib/stubs/libcuda.so" "$SMOKE/driver/libcuda.so.1"
+smoke() { env -u STRATA_REQUIRE_GPU LD_LIBRARY_PATH="$SMOKE/driver:$CUDA_ROOT/lib" "$@"; }
+for exe in "$SMOKE"/bin/*; do
+    if smoke ldd "$exe" | grep 'not found'; then echo "pack-cuda-carry: $exe: libraries missing" >&2; exit 1; fi
+done
+smoke "$SMOKE/bin/strata" --version > /dev/null
+LISTED=$(smoke "$SMOKE/bin/gpu_parity" --list --include-ignored)
+for t in gpu_bench_forward gpu_fixture_models_logits_match_cpu gpu_real_models_logits_match_cpu; do
+    grep -q "^$t: test" <<< "$LISTED" || { echo "pack-cuda-carry: gpu_parity lacks $t" >&2; exit 1; }
+done
+smoke "$SMOKE/bin/strata_kernels" --include-ignored --test-threads=2 -q > "$SMOKE/kernels.log" 2>&1 \
+    || { cat "$SMOKE/kernels.log" >&2; echo "pack-cuda-carry: the packed kernel tests fail on the CPU" >&2; exit 1; }
+echo "pack-cuda-carry: smoke test passed (executables load; $(grep -c ': test' <<< "$LISTED") parity tests listed; kernel tests pass on the CPU)"
+
 # libcurand.so.10 (127 MB, 41 MiB packed), for GPU machines whose torch (>= 2.12) no longer ships
 # it; gpu-check.sh uses it only when the machine has none. Packed once (slow), then reused.
 if [ "${STRATA_CARRY_CURAND:-1}" = 1 ] && [ ! -f "$CARRY/libcurand.tar.xz" ]; then
