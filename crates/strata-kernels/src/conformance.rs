@@ -183,6 +183,29 @@ pub fn causal_mask(mb: usize, q: usize, k: usize) -> Vec<f32> {
     m
 }
 
+/// The decoder's mask of `mb` left-padded rows of `n` tokens (`pad` padding tokens in odd rows)
+/// with a sliding `window`: a real query sees the real keys among the last `window` positions,
+/// a padding query only itself (`TokenBatch::attention_bias`).
+fn window_mask(mb: usize, n: usize, window: usize, pad: usize) -> Vec<f32> {
+    let mut m = vec![f32::NEG_INFINITY; mb * n * n];
+    for b in 0..mb {
+        let first_real = if b % 2 == 1 { pad } else { 0 };
+        for qi in 0..n {
+            for ki in 0..=qi {
+                let sees = if qi < first_real {
+                    ki == qi
+                } else {
+                    ki >= first_real && qi - ki < window
+                };
+                if sees {
+                    m[(b * n + qi) * n + ki] = 0.0;
+                }
+            }
+        }
+    }
+    m
+}
+
 /// `run(scores [b, h, q, k], mask [mb, 1, q, k], scale, softcap)` against the CPU twin, with
 /// rows shorter and longer than the kernel's register cache (128 threads × 16 values).
 pub fn masked_softmax(run: impl Fn(&Tensor, &Tensor, f32, Option<f32>) -> Result<Tensor>) {
@@ -267,20 +290,28 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Te
 /// `[b, p, h, e]`) against the CPU twin, bf16 and f16 (the kernel's types), every head dim it is
 /// built for, with query and key counts that leave partial 64-query and 32- (16-) key tiles,
 /// grouped and plain heads, per-row and shared masks, queries that are the last of more keys (a
-/// suffix run) and soft-capping.
+/// suffix run), soft-capping, and sliding windows over left-padded rows (whole key tiles
+/// skipped before a query tile's window; padding queries that see only themselves).
 pub fn fused_attention(run: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor, f32, Option<f32>) -> Result<Tensor>) {
-    // (shapes, mask rows, soft-cap, scale × √e): the last case's sharp softmax moves a row's max
-    // by tens from one key tile to the next, so every rescaling of the running sums counts.
-    for ((b, h, g, p, n, e), mb, cap, sharpness) in [
-        ((2, 4, 2, 70, 70, 64), 2, None, 1.0),
-        ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32), 1.0),
-        ((3, 3, 3, 17, 17, 96), 1, None, 1.0),
-        ((1, 2, 2, 40, 300, 64), 1, None, 40.0f32),
+    // (shapes, mask rows, soft-cap, scale × √e, (sliding window, padding of odd rows)): the sharp
+    // softmaxes move a row's max by tens from one key tile to the next, so every rescaling of
+    // the running sums counts.
+    for ((b, h, g, p, n, e), mb, cap, sharpness, window) in [
+        ((2, 4, 2, 70, 70, 64), 2, None, 1.0, None),
+        ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32), 1.0, None),
+        ((3, 3, 3, 17, 17, 96), 1, None, 1.0, None),
+        ((1, 2, 2, 40, 300, 64), 1, None, 40.0f32, None),
+        ((2, 2, 1, 200, 200, 128), 2, None, 1.0, Some((40, 50))),
         // head dim 256: queries in shared memory, 16-key tiles
-        ((2, 2, 1, 70, 70, 256), 2, Some(30.0), 1.0),
-        ((1, 1, 1, 20, 100, 256), 1, None, 40.0),
+        ((2, 2, 1, 70, 70, 256), 2, Some(30.0), 1.0, None),
+        ((1, 1, 1, 20, 100, 256), 1, None, 40.0, None),
+        ((2, 1, 1, 130, 130, 256), 2, None, 8.0, Some((24, 20))),
     ] {
-        let mask = tensor(causal_mask(mb, p, n), &[mb, 1, p, n], DType::F32);
+        let mask = match window {
+            None => causal_mask(mb, p, n),
+            Some((window, pad)) => window_mask(mb, n, window, pad),
+        };
+        let mask = tensor(mask, &[mb, 1, p, n], DType::F32);
         let scale = sharpness / (e as f32).sqrt();
         for dt in [DType::BF16, DType::F16] {
             let q = tensor(wave(b * h * p * e, 0.4, 1.0), &[b, h, p, e], dt);
