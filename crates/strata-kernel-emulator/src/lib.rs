@@ -16,7 +16,7 @@ use std::ffi::c_void;
 
 use candle_core::{bail, DType, Device, Result, Tensor, WithDType, D};
 use half::{bf16, f16};
-use strata_kernels::{GatedAct, HeadSlice, LensRow, Rotary};
+use strata_kernels::{GatedAct, HeadNorm, HeadSlice, LensRow, Rotary};
 
 extern "C" {
     fn strata_emulate_launch(
@@ -129,6 +129,23 @@ macro_rules! declare_kernels {
                     rot: u32,
                     cos_batch: u32,
                     vec: u32,
+                );
+                #[link_name = concat!("split_heads_normed_", $suffix)]
+                pub fn split_heads_normed(
+                    x: *const T,
+                    weight: *const f32,
+                    cos: *const T,
+                    sin: *const T,
+                    out: *mut T,
+                    batch: u32,
+                    heads: u32,
+                    pos: u32,
+                    e: u32,
+                    width: u32,
+                    col0: u32,
+                    rot: u32,
+                    cos_batch: u32,
+                    eps: f32,
                 );
             }
         }
@@ -339,8 +356,14 @@ pub fn row_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f32) ->
     })
 }
 
-/// [`strata_kernels::split_heads`] by `kernels/split_heads.cu`.
-pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result<Tensor> {
+/// [`strata_kernels::split_heads`] by `kernels/split_heads.cu`, or with a `norm` by
+/// `kernels/split_heads_normed.cu` (one warp of a 128-thread block per head row).
+pub fn split_heads(
+    x: &Tensor,
+    slice: HeadSlice,
+    rope: Option<Rotary>,
+    norm: Option<HeadNorm>,
+) -> Result<Tensor> {
     let (b, p, width) = x.dims3()?;
     let HeadSlice {
         col0,
@@ -358,6 +381,9 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
     let offsets = [x, cos, sin].map(|t| t.layout().start_offset());
     let vec = strata_kernels::split_heads_vector_width(x.dtype(), width, slice, rot, offsets);
     let args = [b, heads, p, head_dim, width, col0, rot, cos_batch, vec].map(|v| v as u32);
+    let weight = norm
+        .map(|n| Ok::<_, candle_core::Error>((host::<f32>(n.weight)?, n.eps)))
+        .transpose()?;
     with_kernels!(x.dtype(), |T, k| {
         let (xv, cos, sin) = (
             DeviceLike::<T>::of(x)?,
@@ -367,11 +393,32 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
         let mut out = DeviceLike::<T>::zeros(0, n);
         let o = out.as_mut_slice().as_mut_ptr();
         let [bb, h, pp, e, w, c0, r, cb, vec] = args;
-        // SAFETY: the argument list of split_heads_* in kernels/split_heads.cu; the tables are
-        // read only when rot > 0.
-        elementwise(n / vec as usize, || unsafe {
-            k::split_heads(xv.ptr(), cos.ptr(), sin.ptr(), o, bb, h, pp, e, w, c0, r, cb, vec)
-        })?;
+        match &weight {
+            // SAFETY: the argument lists of split_heads_* in kernels/split_heads.cu and
+            // split_heads_normed_* in kernels/split_heads_normed.cu; the tables are read only
+            // when rot > 0.
+            None => elementwise(n / vec as usize, || unsafe {
+                k::split_heads(xv.ptr(), cos.ptr(), sin.ptr(), o, bb, h, pp, e, w, c0, r, cb, vec)
+            })?,
+            Some((weight, eps)) => launch((b * heads * p).div_ceil(4) as u32, 128, || unsafe {
+                k::split_heads_normed(
+                    xv.ptr(),
+                    weight.as_ptr(),
+                    cos.ptr(),
+                    sin.ptr(),
+                    o,
+                    bb,
+                    h,
+                    pp,
+                    e,
+                    w,
+                    c0,
+                    r,
+                    cb,
+                    *eps,
+                )
+            })?,
+        }
         out.into_tensor((b, heads, p, head_dim))
     })
 }

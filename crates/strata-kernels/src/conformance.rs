@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::testing::{assert_close, max_abs_diff};
-use crate::{lens_stats_cpu, scatter_patches_cpu, GatedAct, HeadSlice, LensRow, Rotary};
+use crate::{lens_stats_cpu, scatter_patches_cpu, GatedAct, HeadNorm, HeadSlice, LensRow, Rotary};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
 
@@ -252,35 +252,55 @@ pub fn row_norm(run: impl Fn(&Tensor, &Tensor, Option<&Tensor>, f32) -> Result<T
     }
 }
 
-/// `run(qkv [3, 17, (8 + 2·2)·64], slice, rotary)` against the CPU twin: the query heads and
-/// the value heads of a grouped-query projection, with full, partial (per-row tables) and no
-/// rotary embedding.
-pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>) -> Result<Tensor>) {
-    let (b, p, h, g, e) = (3, 17, 8, 2, 64);
-    let width = (h + 2 * g) * e;
-    let slices = [(0, h), ((h + g) * e, g)].map(|(col0, heads)| HeadSlice {
-        col0,
-        heads,
-        head_dim: e,
-    });
-    // x at the start of its storage (16-byte vectors) and 3 elements in (one element per thread)
-    for (dt, offset) in DTYPES.into_iter().flat_map(|dt| [(dt, 0), (dt, 3)]) {
-        let x = offset_view(&tensor(wave(b * p * width, 0.3, 2.0), &[b, p, width], dt), offset);
-        for (rot, dims) in [(e, vec![p, e / 2]), (e / 2, vec![b, p, e / 4]), (0, vec![])] {
-            let n: usize = dims.iter().product();
-            let cos = tensor(wave(n, 0.7, 2.0), &dims, dt);
-            let sin = tensor(wave(n, 2.1, 2.0), &dims, dt);
-            let rotary = (rot > 0).then_some(Rotary {
-                cos: &cos,
-                sin: &sin,
-                rotary_dim: rot,
-            });
-            for s in slices {
-                let want = crate::split_heads(&x, s, rotary).unwrap();
-                // f32: the same products (FMA contraction may differ, ~1e-6 of |v| ≤ 8);
-                // bf16/f16: one ulp
-                let what = format!("split_heads rot {rot} {s:?} offset {offset}");
-                assert_close(&run(&x, s, rotary).unwrap(), &want, dt, [1e-5, 0.07, 0.01], &what);
+/// `run(qkv [3, 17, (8 + 2·2)·e], slice, rotary, norm)` against the CPU twin, head dims 64 and 256:
+/// the query heads and the value heads of a grouped-query projection, with full, partial
+/// (per-row tables) and no rotary embedding, each without and with a norm of every head (q/k
+/// norm; the warp-per-row kernel).
+pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>, Option<HeadNorm>) -> Result<Tensor>) {
+    let (b, p, h, g) = (3, 17, 8, 2);
+    for e in [64, 256] {
+        let width = (h + 2 * g) * e;
+        let slices = [(0, h), ((h + g) * e, g)].map(|(col0, heads)| HeadSlice {
+            col0,
+            heads,
+            head_dim: e,
+        });
+        let weight = tensor(wave(e, 1.7, 2.0), &[e], DType::F32);
+        // x at the start of its storage (16-byte vectors) and 3 elements in (one element per thread)
+        for (dt, offset) in DTYPES.into_iter().flat_map(|dt| [(dt, 0), (dt, 3)]) {
+            let x = offset_view(&tensor(wave(b * p * width, 0.3, 2.0), &[b, p, width], dt), offset);
+            for (rot, dims) in [(e, vec![p, e / 2]), (e / 2, vec![b, p, e / 4]), (0, vec![])] {
+                let n: usize = dims.iter().product();
+                let cos = tensor(wave(n, 0.7, 2.0), &dims, dt);
+                let sin = tensor(wave(n, 2.1, 2.0), &dims, dt);
+                let rotary = (rot > 0).then_some(Rotary {
+                    cos: &cos,
+                    sin: &sin,
+                    rotary_dim: rot,
+                });
+                let norms = [
+                    None,
+                    Some(HeadNorm {
+                        weight: &weight,
+                        eps: 1e-6,
+                    }),
+                ];
+                for (s, norm) in slices.into_iter().flat_map(|s| norms.map(|n| (s, n))) {
+                    let want = crate::split_heads(&x, s, rotary, norm).unwrap();
+                    // f32: the same products (FMA contraction, the order of the sum of squares
+                    // may differ, ~1e-6 of |v| ≤ 8); bf16/f16: one ulp
+                    let what = format!(
+                        "split_heads rot {rot} {s:?} offset {offset} norm {}",
+                        norm.is_some()
+                    );
+                    assert_close(
+                        &run(&x, s, rotary, norm).unwrap(),
+                        &want,
+                        dt,
+                        [1e-5, 0.07, 0.01],
+                        &what,
+                    );
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Queries, keys or values of every head straight out of the fused qkv projection, rotary
 //! embeddings applied, in one pass (kernels/split_heads.cu): instead of a strided transpose copy
-//! to `[b, heads, p, e]` and a separate rope pass over it.
+//! to `[b, heads, p, e]` and a separate rope pass over it. Families that normalise each head
+//! first (q/k norm: Qwen3, Gemma 3) get the norm in the same pass (kernels/split_heads_normed.cu).
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 
@@ -23,14 +24,27 @@ pub struct Rotary<'a> {
     pub rotary_dim: usize,
 }
 
-/// CPU twin of `split_heads`: `out[b, h, p, i] = x[b, p, col0 + h·e + i]`, the first `rot`
-/// values of each head rotated with `cos`/`sin` rows `[(b % cos_batch), p]` (`half = rot / 2`
-/// wide), in f32, stored in x's type. `x` is row-major `[batch, pos, width]`.
+/// An RMSNorm of each head before the rotation (q_norm / k_norm): `x / sqrt(mean(x²) + eps) ·
+/// weight` over the head dim, `weight` f32 `[head_dim]` (the effective scale: `1 + w` for Gemma).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadNorm<'a> {
+    pub weight: &'a Tensor,
+    pub eps: f32,
+}
+
+/// Largest head dim [`split_heads`] normalises on CUDA (kernels/split_heads_normed.cu).
+pub const SPLIT_HEADS_NORMED_MAX_HEAD_DIM: usize = 256;
+
+/// CPU twin of `split_heads`: `out[b, h, p, i] = x[b, p, col0 + h·e + i]`, normalised over the
+/// head by `norm` (`weight [e]`, eps) when given, the first `rot` values of each head rotated
+/// with `cos`/`sin` rows `[(b % cos_batch), p]` (`half = rot / 2` wide), all in f32, stored in
+/// x's type. `x` is row-major `[batch, pos, width]`.
 pub fn split_heads_cpu<T: WithDType>(
     x: &[T],
     (batch, pos, width): (usize, usize, usize),
     s: HeadSlice,
     rope: Option<(&[T], &[T], usize, usize)>,
+    norm: Option<(&[f32], f32)>,
 ) -> Vec<T> {
     let (h, e) = (s.heads, s.head_dim);
     assert!(
@@ -42,18 +56,25 @@ pub fn split_heads_cpu<T: WithDType>(
     for b in 0..batch {
         for hi in 0..h {
             for p in 0..pos {
-                let row = &x[(b * pos + p) * width + s.col0 + hi * e..][..e];
+                let mut row: Vec<f32> = x[(b * pos + p) * width + s.col0 + hi * e..][..e]
+                    .iter()
+                    .map(f)
+                    .collect();
+                if let Some((weight, eps)) = norm {
+                    let inv = 1.0 / (row.iter().map(|v| v * v).sum::<f32>() / e as f32 + eps).sqrt();
+                    row.iter_mut().zip(weight).for_each(|(v, w)| *v *= inv * w);
+                }
                 for i in 0..e {
-                    let mut v = f(&row[i]);
+                    let mut v = row[i];
                     if let Some((cos, sin, cos_batch, rot)) = rope.filter(|r| i < r.3) {
                         let half = rot / 2;
                         let j = if i < half { i } else { i - half };
                         let at = ((b % cos_batch) * pos + p) * half + j;
                         let (c, sn) = (f(&cos[at]), f(&sin[at]));
                         v = if i < half {
-                            v * c - f(&row[i + half]) * sn
+                            v * c - row[i + half] * sn
                         } else {
-                            v * c + f(&row[i - half]) * sn
+                            v * c + row[i - half] * sn
                         };
                     }
                     out.push(T::from_f64(v as f64));
@@ -65,8 +86,14 @@ pub fn split_heads_cpu<T: WithDType>(
 }
 
 /// `[b, heads, p, head_dim]` (contiguous) of the heads `slice` of the projection `x`
-/// (`[b, p, width]`, f32/bf16/f16), rotated by `rope` when given; see [`split_heads_cpu`].
-pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result<Tensor> {
+/// (`[b, p, width]`, f32/bf16/f16), normalised by `norm` and rotated by `rope` when given; see
+/// [`split_heads_cpu`].
+pub fn split_heads(
+    x: &Tensor,
+    slice: HeadSlice,
+    rope: Option<Rotary>,
+    norm: Option<HeadNorm>,
+) -> Result<Tensor> {
     let (b, p, width) = x.dims3()?;
     let HeadSlice {
         col0,
@@ -112,6 +139,18 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
         // No rotation: the tables are never read; x stands in for them.
         None => (x.clone(), x.clone(), 0, 1),
     };
+    let norm = match norm {
+        Some(HeadNorm { weight, eps }) => {
+            if weight.dims() != [head_dim] {
+                bail!("split_heads: norm weight {:?} is not [{head_dim}]", weight.dims());
+            }
+            if !x.device().is_cpu() && head_dim > SPLIT_HEADS_NORMED_MAX_HEAD_DIM {
+                bail!("split_heads: the norm kernel takes head dims up to {SPLIT_HEADS_NORMED_MAX_HEAD_DIM}, got {head_dim}");
+            }
+            Some((weight.to_dtype(DType::F32)?.contiguous()?, eps))
+        }
+        None => None,
+    };
     x.apply_op3_no_bwd(
         &cos,
         &sin,
@@ -120,6 +159,7 @@ pub fn split_heads(x: &Tensor, slice: HeadSlice, rope: Option<Rotary>) -> Result
             slice,
             rot,
             cos_batch,
+            norm,
         },
     )
 }
@@ -143,6 +183,8 @@ struct SplitHeadsOp {
     slice: HeadSlice,
     rot: usize,
     cos_batch: usize,
+    /// f32 weight `[head_dim]` (a fourth input, read through its storage) and eps.
+    norm: Option<(Tensor, f32)>,
 }
 
 impl SplitHeadsOp {
@@ -166,6 +208,16 @@ impl CustomOp3 for SplitHeadsOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let weight = self.norm.as_ref().map(|(w, eps)| (w.storage_and_layout(), *eps));
+        let norm = match &weight {
+            Some(((storage, layout), eps)) => match &**storage {
+                candle_core::Storage::Cpu(CpuStorage::F32(w)) => {
+                    Some((crate::contiguous(w, layout, "norm weight")?, *eps))
+                }
+                _ => bail!("split_heads: the norm weight must be an f32 CPU tensor here"),
+            },
+            None => None,
+        };
         let out = crate::map_float_storages3!((s1, s2, s3), "split_heads (x, cos, sin)", |x, c, s| {
             let rope = (self.rot > 0).then(|| -> Result<_> {
                 Ok((
@@ -180,6 +232,7 @@ impl CustomOp3 for SplitHeadsOp {
                 self.shape,
                 self.slice,
                 rope.transpose()?,
+                norm,
             )
         });
         Ok((out, self.out_shape()))
@@ -195,7 +248,7 @@ impl CustomOp3 for SplitHeadsOp {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let out = crate::cuda::split_heads(
+        let args = (
             (s1, l1),
             (s2, l2),
             (s3, l3),
@@ -203,7 +256,17 @@ impl CustomOp3 for SplitHeadsOp {
             self.slice,
             self.rot,
             self.cos_batch,
-        )?;
+        );
+        let out = match &self.norm {
+            Some((weight, eps)) => {
+                let (storage, layout) = weight.storage_and_layout();
+                let candle_core::Storage::Cuda(w) = &*storage else {
+                    bail!("split_heads: the norm weight must be on the same CUDA device as x")
+                };
+                crate::cuda::split_heads_normed(args, (w, layout), *eps)?
+            }
+            None => crate::cuda::split_heads(args)?,
+        };
         Ok((out, self.out_shape()))
     }
 }
@@ -217,19 +280,24 @@ mod tests {
         crate::conformance::wave(n, seed, 2.0)
     }
 
-    /// The decoder's composite path: a strided view, a transpose copy and candle's rope (on
-    /// the first `rot` values of each head).
-    fn composite(x: &Tensor, s: HeadSlice, rope: Option<(&Tensor, &Tensor, usize)>) -> Tensor {
+    /// The decoder's composite path: a strided view, candle's RMSNorm of each head (`norm`:
+    /// weight, eps), a transpose copy and candle's rope (on the first `rot` values of each head).
+    fn composite(
+        x: &Tensor,
+        s: HeadSlice,
+        rope: Option<(&Tensor, &Tensor, usize)>,
+        norm: Option<(&Tensor, f32)>,
+    ) -> Tensor {
         let (b, p, _) = x.dims3().unwrap();
-        let heads = x
+        let mut heads = x
             .narrow(D::Minus1, s.col0, s.heads * s.head_dim)
             .unwrap()
             .reshape((b, p, s.heads, s.head_dim))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
             .unwrap();
+        if let Some((weight, eps)) = norm {
+            heads = candle_nn::ops::rms_norm(&heads, weight, eps).unwrap();
+        }
+        let heads = heads.transpose(1, 2).unwrap().contiguous().unwrap();
         let Some((cos, sin, rot)) = rope else {
             return heads;
         };
@@ -248,6 +316,7 @@ mod tests {
         let width = (h + 2 * g) * e;
         let dev = Device::Cpu;
         let x = Tensor::from_vec(data(b * p * width, 0.1), (b, p, width), &dev).unwrap();
+        let weight = Tensor::from_vec(data(e, 0.9), e, &dev).unwrap();
         let q = HeadSlice {
             col0: 0,
             heads: h,
@@ -270,21 +339,29 @@ mod tests {
                 let n: usize = dims.iter().product();
                 let cos = Tensor::from_vec(data(n, 0.5), dims.clone(), &dev).unwrap();
                 let sin = Tensor::from_vec(data(n, 1.5), dims.clone(), &dev).unwrap();
-                for s in [q, k] {
+                for (s, norm) in [q, k]
+                    .into_iter()
+                    .flat_map(|s| [(s, None), (s, Some((&weight, 1e-5)))])
+                {
                     let rope = Rotary {
                         cos: &cos,
                         sin: &sin,
                         rotary_dim: rot,
                     };
-                    let got = split_heads(&x, s, Some(rope)).unwrap();
+                    let head_norm = norm.map(|(weight, eps)| HeadNorm { weight, eps });
+                    let got = split_heads(&x, s, Some(rope), head_norm).unwrap();
                     assert_eq!(got.dims(), [b, s.heads, p, e]);
-                    let want = composite(&x, s, Some((&cos, &sin, rot)));
+                    let want = composite(&x, s, Some((&cos, &sin, rot)), norm);
                     let diff = crate::testing::max_abs_diff(&got, &want);
-                    assert!(diff < 1e-6, "rot {rot} tables {dims:?} {s:?}: max diff {diff}");
+                    let what = format!("rot {rot} tables {dims:?} {s:?} norm {}", norm.is_some());
+                    assert!(diff < 1e-6, "{what}: max diff {diff}");
                 }
             }
         }
-        let diff = crate::testing::max_abs_diff(&split_heads(&x, v, None).unwrap(), &composite(&x, v, None));
+        let diff = crate::testing::max_abs_diff(
+            &split_heads(&x, v, None, None).unwrap(),
+            &composite(&x, v, None, None),
+        );
         assert_eq!(diff, 0.0);
     }
 
@@ -297,7 +374,7 @@ mod tests {
             heads: 2,
             head_dim: 8,
         };
-        assert!(split_heads(&x, s, None).is_err()); // 8 + 16 > 16
+        assert!(split_heads(&x, s, None, None).is_err()); // 8 + 16 > 16
         let s = HeadSlice {
             col0: 0,
             heads: 2,
@@ -312,11 +389,17 @@ mod tests {
                 rotary_dim: r,
             })
         };
-        assert!(split_heads(&x, s, rope(&wrong, &wrong, 8)).is_err());
-        assert!(split_heads(&x, s, rope(&cos, &cos, 7)).is_err());
+        assert!(split_heads(&x, s, rope(&wrong, &wrong, 8), None).is_err());
+        assert!(split_heads(&x, s, rope(&cos, &cos, 7), None).is_err());
         let cos16 = cos.to_dtype(DType::BF16).unwrap();
-        assert!(split_heads(&x, s, rope(&cos16, &cos16, 8)).is_err());
-        assert!(split_heads(&x, s, rope(&cos, &cos, 8)).is_ok());
+        assert!(split_heads(&x, s, rope(&cos16, &cos16, 8), None).is_err());
+        assert!(split_heads(&x, s, rope(&cos, &cos, 8), None).is_ok());
+        let weight = Tensor::zeros(4, DType::F32, &dev).unwrap();
+        let norm = Some(HeadNorm {
+            weight: &weight,
+            eps: 1e-6,
+        });
+        assert!(split_heads(&x, s, rope(&cos, &cos, 8), norm).is_err()); // weight [4], head dim 8
     }
 
     #[cfg(feature = "cuda")]
@@ -326,7 +409,7 @@ mod tests {
         let Some(gpu) = crate::testing::to_gpu("gpu_split_heads_matches_cpu_twin") else {
             return;
         };
-        crate::conformance::split_heads(|x, slice, rotary| {
+        crate::conformance::split_heads(|x, slice, rotary, norm| {
             let tables =
                 rotary.map(|r| Ok::<_, candle_core::Error>((gpu(r.cos)?, gpu(r.sin)?, r.rotary_dim)));
             let tables = tables.transpose()?;
@@ -335,7 +418,13 @@ mod tests {
                 sin,
                 rotary_dim: *rotary_dim,
             });
-            split_heads(&gpu(x)?, slice, rotary)
+            let weight = norm
+                .map(|n| Ok::<_, candle_core::Error>((gpu(n.weight)?, n.eps)))
+                .transpose()?;
+            let norm = weight
+                .as_ref()
+                .map(|(weight, eps)| HeadNorm { weight, eps: *eps });
+            split_heads(&gpu(x)?, slice, rotary, norm)
         });
     }
 }

@@ -31,7 +31,10 @@ pub use attention::{
     AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
 };
 pub use gated::{gated_act, gated_act_cpu, gated_act_vector_width, GatedAct};
-pub use heads::{split_heads, split_heads_cpu, split_heads_vector_width, HeadSlice, Rotary};
+pub use heads::{
+    split_heads, split_heads_cpu, split_heads_vector_width, HeadNorm, HeadSlice, Rotary,
+    SPLIT_HEADS_NORMED_MAX_HEAD_DIM,
+};
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
 pub use norm::{row_norm, row_norm_cpu};
 pub use scatter::{scatter_patches, scatter_patches_cpu};
@@ -47,6 +50,7 @@ pub mod ptx {
     pub const MASKED_SOFTMAX: &str = include_str!(concat!(env!("OUT_DIR"), "/masked_softmax.ptx"));
     pub const ROW_NORM: &str = include_str!(concat!(env!("OUT_DIR"), "/row_norm.ptx"));
     pub const SPLIT_HEADS: &str = include_str!(concat!(env!("OUT_DIR"), "/split_heads.ptx"));
+    pub const SPLIT_HEADS_NORMED: &str = include_str!(concat!(env!("OUT_DIR"), "/split_heads_normed.ptx"));
 }
 
 use candle_core::{bail, DType, Layout, Result};

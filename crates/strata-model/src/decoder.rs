@@ -11,7 +11,7 @@ use crate::batch::TokenBatch;
 use crate::config::{Activation, Family, ModelConfig, NormKind, Positions, Rope, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::hooks::{Hook, HookPoint};
-use strata_kernels::{split_heads, HeadSlice, Rotary};
+use strata_kernels::{split_heads, HeadNorm, HeadSlice, Rotary};
 
 /// `y = x Wᵀ + b` over the last axis of a tensor of any rank.
 #[derive(Debug, Clone)]
@@ -79,6 +79,14 @@ impl Norm {
             (None, true) => candle_nn::ops::rms_norm_slow(&x32, &self.weight, self.eps)?,
         };
         Ok(y.to_dtype(dtype)?)
+    }
+
+    /// This RMSNorm as the per-head norm that `split_heads` applies before rotary embeddings.
+    fn as_head_norm(&self) -> HeadNorm<'_> {
+        HeadNorm {
+            weight: &self.weight,
+            eps: self.eps,
+        }
     }
 }
 
@@ -847,25 +855,35 @@ impl HookedDecoder {
         let wants_heads = [HookPoint::Q(l), HookPoint::K(l), HookPoint::V(l)]
             .iter()
             .any(|&point| hook.wants(point));
-        let (q, mut k, mut v) = if fused && blk.q_norm.is_none() && !wants_heads {
-            // Heads out of the projection and rotated in one pass per q, k and v.
+        // q/k norms (RMSNorm over each head) go into the same pass where the kernel takes them.
+        let norms_fuse = match (&blk.q_norm, &blk.k_norm) {
+            (None, None) => true,
+            (Some(qn), Some(kn)) => {
+                qn.bias.is_none()
+                    && kn.bias.is_none()
+                    && (self.device.is_cpu() || e <= strata_kernels::SPLIT_HEADS_NORMED_MAX_HEAD_DIM)
+            }
+            _ => false,
+        };
+        let (q, mut k, mut v) = if fused && norms_fuse && !wants_heads {
+            // Heads out of the projection, normalised and rotated in one pass per q, k and v.
             let rotary = rope.as_ref().map(|((cos, sin), rotary_dim)| Rotary {
                 cos,
                 sin,
                 rotary_dim: *rotary_dim,
             });
-            let heads = |col0, heads, rotary| {
+            let heads = |col0, heads, rotary, norm| {
                 let slice = HeadSlice {
                     col0,
                     heads,
                     head_dim: e,
                 };
-                split_heads(&qkv, slice, rotary)
+                split_heads(&qkv, slice, rotary, norm)
             };
             (
-                heads(0, h, rotary)?,
-                heads(h * e, g, rotary)?,
-                heads((h + g) * e, g, None)?,
+                heads(0, h, rotary, blk.q_norm.as_ref().map(Norm::as_head_norm))?,
+                heads(h * e, g, rotary, blk.k_norm.as_ref().map(Norm::as_head_norm))?,
+                heads((h + g) * e, g, None, None)?,
             )
         } else {
             let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
