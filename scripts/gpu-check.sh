@@ -69,6 +69,18 @@ if [ ! -x "$BIN/strata" ] || [ "$CARRY/strata-cuda.tar.xz" -nt "$BIN/strata" ]; 
     touch "$BIN"/*
 fi
 cp "$RUN/MANIFEST" "$RES/MANIFEST" 2>/dev/null
+# Executables built from other sources than this tree's (a carry packed before the last change)
+# would measure the wrong code: say so in machine.txt, hence at the top of results.md.
+if [ -f "$RUN/SOURCES" ]; then
+    if sha256sum --quiet -c "$RUN/SOURCES" > "$RES/logs/sources.txt" 2>&1; then
+        BUILD_NOTE="carried build: made from this tree's sources"
+    else
+        BUILD_NOTE="carried build: STALE, $(grep -c FAILED "$RES/logs/sources.txt") source files differ from this tree (logs/sources.txt); rebuild with scripts/build-cuda.sh --carry"
+        note "WARNING: $BUILD_NOTE"
+    fi
+else
+    BUILD_NOTE="carried build: no SOURCES list (packed before 2026-11-27)"
+fi
 
 # ---- CUDA libraries: the driver's libcuda.so.1 + torch's CUDA 13 wheels -----------------------
 NVLIB=$("$PY" - <<'PY'
@@ -101,6 +113,7 @@ export STRATA_REQUIRE_GPU=1 STRATA_ROOT="$ROOT" RUST_BACKTRACE=1
     nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*' | sed 's/^/driver /'
     "$PY" -c 'import torch, transformers; print("torch:", torch.__version__, "cuda", torch.version.cuda, "| transformers:", transformers.__version__)' 2>&1
     echo "LD_LIBRARY_PATH: $LD_LIBRARY_PATH"
+    echo "$BUILD_NOTE"
 } > "$RES/machine.txt"
 cat "$RES/machine.txt" >&2
 LDD=$(ldd "$BIN/strata" 2>&1)

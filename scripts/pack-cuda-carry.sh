@@ -7,6 +7,8 @@
 #   bin/gpu_parity      tests/gpu_parity.rs (device parity, forward benchmark)
 #   bin/strata_kernels  crates/strata-kernels unit tests (CPU twins + gpu_* kernel tests)
 #   MANIFEST            git revision, compute capability, sizes, sha256
+#   SOURCES             sha256 of every source file the executables were built from, so that
+#                       gpu-check.sh can tell a stale carry from one built from the tree beside it
 # Everything is built with the release profile in target/cuda (scripts/build-cuda.sh's setup).
 # Usage: scripts/pack-cuda-carry.sh   (or scripts/build-cuda.sh --carry)
 set -euo pipefail
@@ -50,6 +52,7 @@ strip "$STAGE"/bin/*   # symbols only: the PTX/fatbin sections are kept
         readelf -d "$f" | awk '/NEEDED/{printf "  needs %s\n", $NF}' | tr -d '[]'
     done
 } > "$STAGE/MANIFEST"
+git ls-files -z -- src crates kernels tests/gpu_parity.rs Cargo.toml Cargo.lock | xargs -0 sha256sum > "$STAGE/SOURCES"
 
 # xz with a 192 MiB dictionary: the three executables share most of their bytes.
 python3 - "$STAGE" "$CARRY/strata-cuda.tar.xz" <<'PY'
@@ -59,7 +62,7 @@ filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_si
 tmp = out + ".tmp"
 with lzma.open(tmp, "wb", format=lzma.FORMAT_XZ, filters=filters) as xz:
     with tarfile.open(fileobj=xz, mode="w") as tar:
-        for name in ["MANIFEST"] + sorted("bin/" + f for f in os.listdir(os.path.join(stage, "bin"))):
+        for name in ["MANIFEST", "SOURCES"] + sorted("bin/" + f for f in os.listdir(os.path.join(stage, "bin"))):
             tar.add(os.path.join(stage, name), arcname=name)
 os.replace(tmp, out)
 PY
@@ -79,6 +82,7 @@ for exe in "$SMOKE"/bin/*; do
     if smoke ldd "$exe" | grep 'not found'; then echo "pack-cuda-carry: $exe: libraries missing" >&2; exit 1; fi
 done
 smoke "$SMOKE/bin/strata" --version > /dev/null
+(cd "$ROOT" && sha256sum --quiet -c "$SMOKE/SOURCES") || { echo "pack-cuda-carry: SOURCES does not match the tree" >&2; exit 1; }
 LISTED=$(smoke "$SMOKE/bin/gpu_parity" --list --include-ignored)
 for t in gpu_bench_forward gpu_fixture_models_logits_match_cpu gpu_real_models_logits_match_cpu; do
     grep -q "^$t: test" <<< "$LISTED" || { echo "pack-cuda-carry: gpu_parity lacks $t" >&2; exit 1; }
