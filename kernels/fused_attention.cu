@@ -2,20 +2,24 @@
 // (replaces q·kᵀ, masked softmax and ·v as three kernels with two score-sized intermediates):
 //   z[b, i, h, :] = Σ_j softmax_j(softcap(q[b,h,i,:]·k[b,g,j,:] · scale) + mask[b % MB, 0, i, j]) · v[b,g,j,:]
 // with g = h / (H / G) (grouped-query attention). q [B, H, P, E], k and v [B, G, N, E] contiguous in
-// bf16 or f16, mask f32 [MB, 1, P, N] (0 or -inf; MB = B or 1), z [B, P, H, E] in q's type: the
-// layout the output projection reads. A query that sees no key gets z = 0.
+// bf16 or f16, mask f32 [MB, 1, P, N] (0 or -inf as the decoder builds it, finite biases allowed;
+// MB = B or 1), z [B, P, H, E] in q's type: the layout the output projection reads. A query that
+// sees no key gets z = 0.
 //
 // One block of 4 warps per (64-query tile, head, batch row); each warp owns 16 queries and walks
 // the keys once, in tiles of 32 (16 at head dim 256), with an online softmax (as flash
 // attention): per tile, the row's running max grows to cover the tile, the accumulators of p·v
 // are rescaled by exp(old - new max) and the tile's p = exp(x - max), rounded to the storage
 // type, times v is added; z = accumulators / sum of exponentials at the end. (The composite path
-// rounds p after dividing by the sum: the results differ by rounding only.) Products on tensor cores (WMMA 16x16x16, f32 accumulation);
-// softmax math in f32. Key tiles that no query of the block sees (causal future, padding, outside
-// a sliding window) are skipped; the next visible tile's K and V are copied asynchronously
-// (cp.async, sm_80+) into a second buffer while the current tile is multiplied. Shared rows are
-// padded by 16 bytes: a fragment load reads 16 bytes from each of 8 rows at once, and rows
-// E * 2 bytes apart (a multiple of 128) would all fall in the same banks (8-way conflict).
+// rounds p after dividing by the sum: the results differ by rounding only.) Products on tensor
+// cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. The mask is read once up front to
+// class each warp's key tiles: unseen (skipped when no warp of the block sees the tile: causal
+// future, padding, outside a sliding window), partly seen (the scores add the mask, read again)
+// or fully seen (all zeros: the scores need no mask, as the tiles below a causal diagonal). The
+// next seen tile's K and V are copied asynchronously (cp.async, sm_80+) into a second buffer
+// while the current tile is multiplied. Shared rows are padded by 16 bytes: a fragment load
+// reads 16 bytes from each of 8 rows at once, and rows E * 2 bytes apart (a multiple of 128)
+// would all fall in the same banks (8-way conflict).
 // Up to head dim 128 the block's queries stay in registers as tensor-core fragments; at 256 they
 // and the 16 accumulators would not fit, so Q stays in dynamic shared memory (33 KB, more than a
 // static array may have with the rest; strata_kernels::fused_attention_dynamic_shared_bytes).
@@ -33,6 +37,9 @@ using Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 #define FA_BQ (FA_WARPS * 16) // queries per block
 #define FA_MAX_TILES 256      // key tiles whose visibility is found up front; later ones are always computed
 #define FA_PAD 8              // elements (16 bytes) after each shared row of Q, K, V and p
+#define TILE_UNSEEN 0         // no query of the warp sees a key of the tile
+#define TILE_PART 1           // some keys are seen: the scores add the mask
+#define TILE_FULL 2           // every query of the warp sees every key (mask all zeros there)
 
 // rows x E elements of `src` (row-major) into shared `dst`, rows E + FA_PAD apart; rows from
 // `valid` on are zeros. Asynchronous 16-byte copies (cp.async: complete once the thread has
@@ -84,7 +91,8 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     static_assert(BK >= 16 && 16 * P_LD * sizeof(T) <= 16 * S_LD * sizeof(float), "p fits in the score tile");
     __shared__ __align__(32) float s_tile[FA_WARPS][16 * S_LD];
     __shared__ float row_factor[FA_WARPS][16]; // per query row: this tile's rescale, at the end 1 / sum
-    __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES]; // does any query of the warp see a key of the tile
+    // What the warp's queries see of each key tile: TILE_UNSEEN, TILE_PART or TILE_FULL.
+    __shared__ unsigned char sees[FA_WARPS][FA_MAX_TILES];
 
     const uint32_t b = blockIdx.z, h = blockIdx.y, g = h / (heads / groups);
     const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -115,14 +123,16 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const float *mrow = mb + (size_t)qi * n_len;
     const uint32_t n_tiles = (n_len + BK - 1) / BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
     for (uint32_t t = 0; t < known; t++) {
-        bool lane_sees = false;
+        bool lane_sees = false, lane_full = true; // rows past the end count as full: never written
         if (qi < p_len)
             for (uint32_t c = 0; c < BK / 2; c++) {
                 const uint32_t j = t * BK + 2 * c + odd;
-                lane_sees |= j < n_len && mrow[j] != -INFINITY;
+                const float m = j < n_len ? mrow[j] : -INFINITY;
+                lane_sees |= m != -INFINITY;
+                lane_full &= m == 0.0f;
             }
-        const bool warp_sees = __any_sync(0xffffffff, lane_sees);
-        if (lane == 0) sees[warp][t] = warp_sees;
+        const bool warp_sees = __any_sync(0xffffffff, lane_sees), warp_full = !__any_sync(0xffffffff, !lane_full);
+        if (lane == 0) sees[warp][t] = !warp_sees ? TILE_UNSEEN : warp_full ? TILE_FULL : TILE_PART;
     }
 
     // Which row of the warp's 16 queries each element of an accumulator fragment held by this lane
@@ -165,7 +175,8 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
         }
         __syncthreads(); // every thread's copies of this tile visible to all
         const T *kt = kv[buf], *vt = kv[buf] + BK * LD;
-        if (t >= FA_MAX_TILES || sees[warp][t]) {
+        const unsigned char seen = t < FA_MAX_TILES ? sees[warp][t] : TILE_PART;
+        if (seen != TILE_UNSEEN) {
             // S = Q Kᵀ for the warp's 16 queries and the tile's keys, f32.
             for (int cb = 0; cb < BK / 16; cb++) {
                 Accumulator sf;
@@ -188,7 +199,7 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                 const uint32_t j = n0 + 2 * c + odd;
                 float val = s_tile[warp][row * S_LD + 2 * c + odd] * scale;
                 if (cap > 0.0f) val = tanhf(val * (1.0f / cap)) * cap;
-                x[c] = qi < p_len && j < n_len ? val + mrow[j] : -INFINITY;
+                x[c] = qi >= p_len || j >= n_len ? -INFINITY : seen == TILE_FULL ? val : val + mrow[j];
                 tile_max = fmaxf(tile_max, x[c]);
             }
             tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));

@@ -183,6 +183,16 @@ pub fn causal_mask(mb: usize, q: usize, k: usize) -> Vec<f32> {
     m
 }
 
+/// Masks of the fused-attention cases.
+#[derive(Clone, Copy)]
+enum AttentionMask {
+    Causal,
+    /// A sliding window over left-padded rows (window, padding of odd rows; [`window_mask`]).
+    Window(usize, usize),
+    /// Causal with a finite bias on every visible key.
+    Biased,
+}
+
 /// The decoder's mask of `mb` left-padded rows of `n` tokens (`pad` padding tokens in odd rows)
 /// with a sliding `window`: a real query sees the real keys among the last `window` positions,
 /// a padding query only itself (`TokenBatch::attention_bias`).
@@ -310,26 +320,39 @@ pub fn split_heads(run: impl Fn(&Tensor, HeadSlice, Option<Rotary>, Option<HeadN
 /// `[b, p, h, e]`) against the CPU twin, bf16 and f16 (the kernel's types), every head dim it is
 /// built for, with query and key counts that leave partial 64-query and 32- (16-) key tiles,
 /// grouped and plain heads, per-row and shared masks, queries that are the last of more keys (a
-/// suffix run), soft-capping, and sliding windows over left-padded rows (whole key tiles
-/// skipped before a query tile's window; padding queries that see only themselves).
+/// suffix run), soft-capping, sliding windows over left-padded rows (whole key tiles skipped
+/// before a query tile's window; padding queries that see only themselves), and finite biases in
+/// the mask (the kernel reads the mask for a tile unless it is all zeros there).
 pub fn fused_attention(run: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor, f32, Option<f32>) -> Result<Tensor>) {
-    // (shapes, mask rows, soft-cap, scale × √e, (sliding window, padding of odd rows)): the sharp
-    // softmaxes move a row's max by tens from one key tile to the next, so every rescaling of
-    // the running sums counts.
-    for ((b, h, g, p, n, e), mb, cap, sharpness, window) in [
-        ((2, 4, 2, 70, 70, 64), 2, None, 1.0, None),
-        ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32), 1.0, None),
-        ((3, 3, 3, 17, 17, 96), 1, None, 1.0, None),
-        ((1, 2, 2, 40, 300, 64), 1, None, 40.0f32, None),
-        ((2, 2, 1, 200, 200, 128), 2, None, 1.0, Some((40, 50))),
+    use AttentionMask::{Biased, Causal, Window};
+    // (shapes, mask rows, soft-cap, scale × √e, mask): the sharp softmaxes move a row's max by
+    // tens from one key tile to the next, so every rescaling of the running sums counts.
+    for ((b, h, g, p, n, e), mb, cap, sharpness, kind) in [
+        ((2, 4, 2, 70, 70, 64), 2, None, 1.0, Causal),
+        ((1, 2, 1, 33, 100, 128), 1, Some(50.0f32), 1.0, Causal),
+        ((3, 3, 3, 17, 17, 96), 1, None, 1.0, Causal),
+        ((1, 2, 2, 40, 300, 64), 1, None, 40.0f32, Causal),
+        ((2, 2, 1, 200, 200, 128), 2, None, 1.0, Window(40, 50)),
+        ((1, 2, 1, 100, 100, 64), 1, None, 1.0, Biased),
         // head dim 256: queries in shared memory, 16-key tiles
-        ((2, 2, 1, 70, 70, 256), 2, Some(30.0), 1.0, None),
-        ((1, 1, 1, 20, 100, 256), 1, None, 40.0, None),
-        ((2, 1, 1, 130, 130, 256), 2, None, 8.0, Some((24, 20))),
+        ((2, 2, 1, 70, 70, 256), 2, Some(30.0), 1.0, Causal),
+        ((1, 1, 1, 20, 100, 256), 1, None, 40.0, Causal),
+        ((2, 1, 1, 130, 130, 256), 2, None, 8.0, Window(24, 20)),
     ] {
-        let mask = match window {
-            None => causal_mask(mb, p, n),
-            Some((window, pad)) => window_mask(mb, n, window, pad),
+        let mask = match kind {
+            Causal => causal_mask(mb, p, n),
+            Window(window, pad) => window_mask(mb, n, window, pad),
+            // ALiBi-like: causal, and each visible key biased by its distance
+            Biased => {
+                let mut m = causal_mask(mb, p, n);
+                for (i, v) in m.iter_mut().enumerate() {
+                    let (qi, ki) = (i / n % p + (n - p), i % n);
+                    if v.is_finite() {
+                        *v = -0.05 * (qi - ki) as f32;
+                    }
+                }
+                m
+            }
         };
         let mask = tensor(mask, &[mb, 1, p, n], DType::F32);
         let scale = sharpness / (e as f32).sqrt();
