@@ -206,15 +206,17 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
             const float new_max = fmaxf(row_max, tile_max);
             __syncwarp(); // every lane has read its scores before p overwrites them
             // p = exp(x - max) in the storage type for the tensor cores; the sum in f32. While the
-            // row has seen no key, max is -inf, every p is 0 and so are the accumulators.
+            // row has seen no key, max is -inf, every p is 0 and so are the accumulators. __expf
+            // (one ex2.approx; relative error ~1e-6 for these arguments ≤ 0) instead of expf's
+            // exact sequence: p is rounded to 8 (bf16) or 11 (f16) bits anyway.
             float sum = 0.0f;
             for (uint32_t c = 0; c < BK / 2; c++) {
-                const float p = x[c] == -INFINITY ? 0.0f : expf(x[c] - new_max);
+                const float p = x[c] == -INFINITY ? 0.0f : __expf(x[c] - new_max);
                 sum += p;
                 p_tile[row * P_LD + 2 * c + odd] = from_f32<T>(p);
             }
             sum += __shfl_xor_sync(0xffffffff, sum, 1);
-            const float rescale = row_max == -INFINITY ? 0.0f : expf(row_max - new_max);
+            const float rescale = row_max == -INFINITY ? 0.0f : __expf(row_max - new_max);
             row_sum = row_sum * rescale + sum;
             row_max = new_max;
             if (odd == 0) row_factor[warp][row] = rescale;

@@ -87,4 +87,5 @@ inline bool __any_sync(unsigned /*mask*/, bool predicate) {
 }
 
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __expf(float x) { return expf(x); } // the device's is approximate (ex2.approx)
 inline float normcdff(float x) { return 0.5f * erfcf(-x * (float)M_SQRT1_2); }
