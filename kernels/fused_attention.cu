@@ -216,15 +216,21 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
                 p_tile[row * P_LD + 2 * c + odd] = from_f32<T>(p);
             }
             sum += __shfl_xor_sync(0xffffffff, sum, 1);
-            const float rescale = row_max == -INFINITY ? 0.0f : __expf(row_max - new_max);
+            // The accumulators need rescaling only where a row's max grew past a finite one (before
+            // its first seen key they are 0); when no row of the warp grew, the pass is skipped.
+            const bool grew = row_max != -INFINITY && new_max > row_max;
+            const float rescale = grew ? __expf(row_max - new_max) : 1.0f;
             row_sum = row_sum * rescale + sum;
             row_max = new_max;
             if (odd == 0) row_factor[warp][row] = rescale;
+            const bool any_grew = __any_sync(0xffffffff, grew);
             __syncwarp();
-            float factor[Accumulator::num_elements]; // of this lane's elements' rows
-            for (int i = 0; i < Accumulator::num_elements; i++) factor[i] = row_factor[warp][(int)row_of.x[i]];
-            for (int j = 0; j < E / 16; j++)
-                for (int i = 0; i < Accumulator::num_elements; i++) of[j].x[i] *= factor[i];
+            if (any_grew) {
+                float factor[Accumulator::num_elements]; // of this lane's elements' rows
+                for (int i = 0; i < Accumulator::num_elements; i++) factor[i] = row_factor[warp][(int)row_of.x[i]];
+                for (int j = 0; j < E / 16; j++)
+                    for (int i = 0; i < Accumulator::num_elements; i++) of[j].x[i] *= factor[i];
+            }
             for (int kk = 0; kk < BK / 16; kk++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
                 wmma::load_matrix_sync(pf, p_tile + kk * 16, P_LD);
