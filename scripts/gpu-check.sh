@@ -10,7 +10,7 @@
 #   kernels  crates/strata-kernels tests: CPU twins + gpu_* (GPU kernel vs CPU twin)
 #   parity   tests/gpu_parity.rs: CPU f32 vs CUDA f32/bf16 logits on tests/fixtures/models/* and
 #            models/*.gguf (NOT RUN if models/ is absent: 340 MB, it cannot be carried)
-#   bench    for each shape (1b, 8b): random-weight Llama in bf16 generated here with PyTorch;
+#   bench    for each shape (1b, 8b; qwen3-8b on request): random-weight model in bf16 generated here with PyTorch;
 #            forward tokens/s (+ a per-hook-point time profile) and a resid_pre patching sweep
 #            (all layers x 20 positions, 3 times in one process: the fastest counts),
 #            strata and PyTorch + transformers side by side

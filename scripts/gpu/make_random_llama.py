@@ -5,7 +5,9 @@ cannot travel with the working tree, so they are generated on the GPU machine (a
 the GPU, then written to disk).
 
 Shapes: 1b = Llama 3.2 1B (d 2048, 16 layers, 32/8 heads, MLP 8192, vocab 128256, tied),
-8b = Llama 3.1 8B (d 4096, 32 layers, 32/8 heads, MLP 14336, vocab 128256), tiny = for tests.
+8b = Llama 3.1 8B (d 4096, 32 layers, 32/8 heads, MLP 14336, vocab 128256), tiny = for tests;
+qwen3-8b = Qwen3 8B (d 4096, 36 layers, 32/8 heads of 128 with q/k norms, MLP 12288, vocab
+151936), qwen3-tiny = for tests: the q/k-norm families' path (not in gpu-check's default shapes).
 No rope scaling (plain rope_theta 500000): the numbers are timings, not language.
 Tokenizer: words w0 .. w{N-1} split on whitespace (word-level, ids 0..N-1, no special tokens
 added), so "w1 w2 ... w20" is 20 tokens and " w500" one.
@@ -28,6 +30,10 @@ SHAPES = {
                num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
     "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False),
+    "qwen3-tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                       num_key_value_heads=2, vocab_size=3000, tie_word_embeddings=False),
+    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                     num_key_value_heads=8, vocab_size=151936, tie_word_embeddings=False),
 }
 
 
@@ -39,6 +45,10 @@ def config_for(shape):
         rms_norm_eps=1e-5, rope_theta=500000.0, attention_bias=False, mlp_bias=False,
         bos_token_id=0, eos_token_id=1, torch_dtype="bfloat16", use_cache=True,
     )
+    if shape.startswith("qwen3"):
+        c.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", rms_norm_eps=1e-6,
+                 rope_theta=1000000.0, use_sliding_window=False, max_window_layers=c["num_hidden_layers"])
+        del c["mlp_bias"]
     return c
 
 
@@ -67,6 +77,9 @@ def tensors(c, device, seed):
         out[p + "mlp.gate_proj.weight"] = rnd(f, d)
         out[p + "mlp.up_proj.weight"] = rnd(f, d)
         out[p + "mlp.down_proj.weight"] = rnd(d, f)
+        if c["model_type"] == "qwen3":  # RMSNorm of each query and key head
+            out[p + "self_attn.q_norm.weight"] = ones(hd)
+            out[p + "self_attn.k_norm.weight"] = ones(hd)
         out[p + "input_layernorm.weight"] = ones(d)
         out[p + "post_attention_layernorm.weight"] = ones(d)
     if not c["tie_word_embeddings"]:
