@@ -51,8 +51,9 @@ def main():
     parity = read(os.path.join(res, "parity.md"))
     if parity:
         md += ["## Device parity (CPU f32 reference)", "", parity, ""]
-    shapes = sorted({os.path.basename(p).split("-")[1].split(".")[0] for p in glob.glob(os.path.join(res, "torch-*.json"))}
-                    | {os.path.basename(p).split("-")[2].split(".")[0] for p in glob.glob(os.path.join(res, "strata-forward-*.json"))})
+    shapes = sorted({os.path.basename(p)[len("torch-"):-len(".json")] for p in glob.glob(os.path.join(res, "torch-*.json"))}
+                    | {os.path.basename(p)[len("strata-forward-"):-len(".json")]
+                       for p in glob.glob(os.path.join(res, "strata-forward-*.json"))})
     fwd_rows, sweep_rows, op_rows, kernel_md = [], [], [], []
     for shape in shapes:
         t = load(os.path.join(res, f"torch-{shape}.json")) or {}
@@ -82,7 +83,7 @@ def main():
                           "| ms | calls | kernel |", "|---:|---:|---|",
                           *[f"| {k['ms']:.3f} | {k['calls']} | `{k['kernel']}` |" for k in kp["kernels"]], ""]
         ts = t.get("patch_sweep", {})
-        layers = ts.get("layers") or (sp or {}).get("n_layers")
+        layers = ts.get("layers") or (sp or {}).get("n_layers") or "–"
         sweep = {"torch_seconds_first": ts.get("seconds_first"), "torch_seconds_warm": ts.get("seconds_warm"),
                  "strata_wall_s_full": full.get("wall_s"),
                  "strata_sweep_s_in_process": (sp or {}).get("elapsed_seconds"),
