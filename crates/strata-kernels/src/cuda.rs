@@ -246,9 +246,8 @@ pub(crate) fn row_norm(
     })
 }
 
-/// What both head-splitting kernels take: x, cos and sin storages and layouts, the projection's
-/// `(batch, pos, width)`, the heads, the rotary dim and the tables' batch (see
-/// kernels/split_heads.cu).
+/// x, cos and sin storages and layouts, the projection's `(batch, pos, width)`, the heads, the
+/// rotary dim and the tables' batch (see kernels/split_heads.cu).
 pub(crate) type SplitHeadsArgs<'a> = (
     (&'a CudaStorage, &'a Layout),
     (&'a CudaStorage, &'a Layout),
@@ -259,16 +258,22 @@ pub(crate) type SplitHeadsArgs<'a> = (
     usize,
 );
 
-/// The shape arguments both kernels share, in their order: batch, heads, positions, head dim,
-/// width, first column, rotary dim, tables' batch.
-fn split_heads_shape_args(
-    (batch, pos, width): (usize, usize, usize),
-    slice: crate::HeadSlice,
-    rot: usize,
-    cos_batch: usize,
-) -> Result<[u32; 8]> {
-    u32_arg(batch * slice.heads * pos * slice.head_dim, "output size")?;
-    Ok([
+/// kernels/split_heads.cu, or with `norm` (the f32 weight `[head_dim]`, at most
+/// `SPLIT_HEADS_NORMED_MAX_HEAD_DIM`, and eps) kernels/split_heads_normed.cu, one warp per head
+/// row. Both take the same inputs and shape arguments; the plain kernel also its vector width.
+pub(crate) fn split_heads(
+    args: SplitHeadsArgs,
+    norm: Option<((&CudaStorage, &Layout), f32)>,
+) -> Result<CudaStorage> {
+    let ((s1, l1), (s2, l2), (s3, l3), (batch, pos, width), slice, rot, cos_batch) = args;
+    let dev = s1.device().clone();
+    let (a1, b1) = offsets(l1, "x")?;
+    let (a2, b2) = offsets(l2, "cos")?;
+    let (a3, b3) = offsets(l3, "sin")?;
+    let rows = batch * slice.heads * pos;
+    let n = rows * slice.head_dim;
+    u32_arg(n, "output size")?;
+    let shape_args = [
         u32_arg(batch, "batch")?,
         u32_arg(slice.heads, "heads")?,
         u32_arg(pos, "positions")?,
@@ -277,79 +282,58 @@ fn split_heads_shape_args(
         u32_arg(slice.col0, "first column")?,
         u32_arg(rot, "rotary dim")?,
         u32_arg(cos_batch, "cos batch")?,
-    ])
-}
-
-/// kernels/split_heads.cu.
-pub(crate) fn split_heads(args: SplitHeadsArgs) -> Result<CudaStorage> {
-    let ((s1, l1), (s2, l2), (s3, l3), shape, slice, rot, cos_batch) = args;
-    let dev = s1.device().clone();
-    let (a1, b1) = offsets(l1, "x")?;
-    let (a2, b2) = offsets(l2, "cos")?;
-    let (a3, b3) = offsets(l3, "sin")?;
-    let n = shape.0 * slice.heads * shape.1 * slice.head_dim;
+    ];
     let dt = s1.dtype();
-    let name = format!("split_heads_{}", suffix(dt)?);
-    let func = dev.get_or_load_custom_func(&name, "strata_split_heads", ptx::SPLIT_HEADS)?;
-    let shape_args = split_heads_shape_args(shape, slice, rot, cos_batch)?;
-    let vec = crate::split_heads_vector_width(dt, shape.2, slice, rot, [a1, a2, a3]);
-    let (cfg, vec) = (elementwise(n / vec), vec as u32);
+    let vec = crate::split_heads_vector_width(dt, width, slice, rot, [a1, a2, a3]);
+    let (func, cfg) = match norm {
+        None => {
+            let name = format!("split_heads_{}", suffix(dt)?);
+            let func = dev.get_or_load_custom_func(&name, "strata_split_heads", ptx::SPLIT_HEADS)?;
+            (func, elementwise(n / vec))
+        }
+        Some(_) => {
+            let name = format!("split_heads_normed_{}", suffix(dt)?);
+            let func =
+                dev.get_or_load_custom_func(&name, "strata_split_heads_normed", ptx::SPLIT_HEADS_NORMED)?;
+            let cfg = LaunchConfig {
+                // SH_WARPS head rows of 32 threads per block in split_heads_normed.cu
+                grid_dim: (u32_arg(rows.div_ceil(4), "head rows")?, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            (func, cfg)
+        }
+    };
+    let weight = match norm {
+        Some(((sw, lw), eps)) => {
+            let (aw, bw) = offsets(lw, "norm weight")?;
+            Some((sw.as_cuda_slice::<f32>()?.slice(aw..bw), eps))
+        }
+        None => None,
+    };
+    let vec = vec as u32;
     with_float_type!(dt, "split_heads", |T| {
         let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
         let cos = s2.as_cuda_slice::<T>()?.slice(a2..b2);
         let sin = s3.as_cuda_slice::<T>()?.slice(a3..b3);
         fresh_output::<T>(&dev, n, |out| {
             let mut b = func.builder();
-            b.arg(&x).arg(&cos).arg(&sin).arg(out);
+            b.arg(&x);
+            if let Some((w, _)) = &weight {
+                b.arg(w);
+            }
+            b.arg(&cos).arg(&sin).arg(out);
             for a in &shape_args {
                 b.arg(a);
             }
-            b.arg(&vec);
-            // SAFETY: argument list matches split_heads_* in kernels/split_heads.cu; shapes checked by the caller.
-            unsafe { b.launch(cfg) }.w()?;
-            Ok(())
-        })
-    })
-}
-
-/// kernels/split_heads_normed.cu: [`split_heads`] with an RMSNorm of each head (`weight` f32
-/// `[head_dim]`, at most `SPLIT_HEADS_NORMED_MAX_HEAD_DIM`), one warp per head row.
-pub(crate) fn split_heads_normed(
-    args: SplitHeadsArgs,
-    (sw, lw): (&CudaStorage, &Layout),
-    eps: f32,
-) -> Result<CudaStorage> {
-    let ((s1, l1), (s2, l2), (s3, l3), shape, slice, rot, cos_batch) = args;
-    let dev = s1.device().clone();
-    let (a1, b1) = offsets(l1, "x")?;
-    let (a2, b2) = offsets(l2, "cos")?;
-    let (a3, b3) = offsets(l3, "sin")?;
-    let (aw, bw) = offsets(lw, "norm weight")?;
-    let rows = shape.0 * slice.heads * shape.1;
-    let dt = s1.dtype();
-    let name = format!("split_heads_normed_{}", suffix(dt)?);
-    let func = dev.get_or_load_custom_func(&name, "strata_split_heads_normed", ptx::SPLIT_HEADS_NORMED)?;
-    let shape_args = split_heads_shape_args(shape, slice, rot, cos_batch)?;
-    let cfg = LaunchConfig {
-        // SH_WARPS head rows of 32 threads per block in split_heads_normed.cu
-        grid_dim: (u32_arg(rows.div_ceil(4), "head rows")?, 1, 1),
-        block_dim: (128, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let weight = sw.as_cuda_slice::<f32>()?.slice(aw..bw);
-    with_float_type!(dt, "split_heads", |T| {
-        let x = s1.as_cuda_slice::<T>()?.slice(a1..b1);
-        let cos = s2.as_cuda_slice::<T>()?.slice(a2..b2);
-        let sin = s3.as_cuda_slice::<T>()?.slice(a3..b3);
-        fresh_output::<T>(&dev, rows * slice.head_dim, |out| {
-            let mut b = func.builder();
-            b.arg(&x).arg(&weight).arg(&cos).arg(&sin).arg(out);
-            for a in &shape_args {
-                b.arg(a);
-            }
-            b.arg(&eps);
-            // SAFETY: argument list matches split_heads_normed_* in kernels/split_heads_normed.cu;
-            // shapes and the head dim's limit checked by the caller.
+            match &weight {
+                Some((_, eps)) => b.arg(eps),
+                None => b.arg(&vec),
+            };
+            // SAFETY: argument lists match split_heads_* in kernels/split_heads.cu (x, cos, sin,
+            // out, shape, vec) and split_heads_normed_* in kernels/split_heads_normed.cu (x,
+            // weight, cos, sin, out, shape, eps); shapes and the norm's head dim checked by the
+            // caller.
             unsafe { b.launch(cfg) }.w()?;
             Ok(())
         })

@@ -3,7 +3,7 @@
 //! to `[b, heads, p, e]` and a separate rope pass over it. Families that normalise each head
 //! first (q/k norm: Qwen3, Gemma 3) get the norm in the same pass (kernels/split_heads_normed.cu).
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 
 /// Where one of q, k and v sits in the last axis of the projection `[b, p, width]`: `heads`
 /// heads of `head_dim` values from column `col0` on.
@@ -34,6 +34,12 @@ pub struct HeadNorm<'a> {
 
 /// Largest head dim [`split_heads`] normalises on CUDA (kernels/split_heads_normed.cu).
 pub const SPLIT_HEADS_NORMED_MAX_HEAD_DIM: usize = 256;
+
+/// Whether [`split_heads`] takes a [`HeadNorm`] for heads of `head_dim` on `device`: always on
+/// the CPU (the twin), on CUDA up to [`SPLIT_HEADS_NORMED_MAX_HEAD_DIM`].
+pub fn split_heads_norm_supported(head_dim: usize, device: &Device) -> bool {
+    device.is_cpu() || head_dim <= SPLIT_HEADS_NORMED_MAX_HEAD_DIM
+}
 
 /// CPU twin of `split_heads`: `out[b, h, p, i] = x[b, p, col0 + h·e + i]`, normalised over the
 /// head by `norm` (`weight [e]`, eps) when given, the first `rot` values of each head rotated
@@ -144,7 +150,7 @@ pub fn split_heads(
             if weight.dims() != [head_dim] {
                 bail!("split_heads: norm weight {:?} is not [{head_dim}]", weight.dims());
             }
-            if !x.device().is_cpu() && head_dim > SPLIT_HEADS_NORMED_MAX_HEAD_DIM {
+            if !split_heads_norm_supported(head_dim, x.device()) {
                 bail!("split_heads: the norm kernel takes head dims up to {SPLIT_HEADS_NORMED_MAX_HEAD_DIM}, got {head_dim}");
             }
             Some((weight.to_dtype(DType::F32)?.contiguous()?, eps))
@@ -257,16 +263,15 @@ impl CustomOp3 for SplitHeadsOp {
             self.rot,
             self.cos_batch,
         );
-        let out = match &self.norm {
-            Some((weight, eps)) => {
-                let (storage, layout) = weight.storage_and_layout();
-                let candle_core::Storage::Cuda(w) = &*storage else {
-                    bail!("split_heads: the norm weight must be on the same CUDA device as x")
-                };
-                crate::cuda::split_heads_normed(args, (w, layout), *eps)?
-            }
-            None => crate::cuda::split_heads(args)?,
+        let weight = self.norm.as_ref().map(|(w, eps)| (w.storage_and_layout(), *eps));
+        let norm = match &weight {
+            Some(((storage, layout), eps)) => match &**storage {
+                candle_core::Storage::Cuda(w) => Some(((w, *layout), *eps)),
+                _ => bail!("split_heads: the norm weight must be on the same CUDA device as x"),
+            },
+            None => None,
         };
+        let out = crate::cuda::split_heads(args, norm)?;
         Ok((out, self.out_shape()))
     }
 }

@@ -32,8 +32,8 @@ pub use attention::{
 };
 pub use gated::{gated_act, gated_act_cpu, gated_act_vector_width, GatedAct};
 pub use heads::{
-    split_heads, split_heads_cpu, split_heads_vector_width, HeadNorm, HeadSlice, Rotary,
-    SPLIT_HEADS_NORMED_MAX_HEAD_DIM,
+    split_heads, split_heads_cpu, split_heads_norm_supported, split_heads_vector_width, HeadNorm, HeadSlice,
+    Rotary, SPLIT_HEADS_NORMED_MAX_HEAD_DIM,
 };
 pub use lens::{lens_stats, lens_stats_cpu, lens_stats_tensor, LensRow, LENS_COLUMNS};
 pub use norm::{row_norm, row_norm_cpu};

@@ -861,7 +861,7 @@ impl HookedDecoder {
             (Some(qn), Some(kn)) => {
                 qn.bias.is_none()
                     && kn.bias.is_none()
-                    && (self.device.is_cpu() || e <= strata_kernels::SPLIT_HEADS_NORMED_MAX_HEAD_DIM)
+                    && strata_kernels::split_heads_norm_supported(e, &self.device)
             }
             _ => false,
         };
