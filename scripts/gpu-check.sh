@@ -117,18 +117,23 @@ export STRATA_REQUIRE_GPU=1 STRATA_ROOT="$ROOT" RUST_BACKTRACE=1
 } > "$RES/machine.txt"
 cat "$RES/machine.txt" >&2
 LDD=$(ldd "$BIN/strata" 2>&1)
-# torch >= 2.12 no longer depends on nvidia-curand: fall back to the libcurand.so.10 packed along.
-if echo "$LDD" | grep -q 'libcurand.so.10 => not found' && [ -f "$CARRY/libcurand.tar.xz" ]; then
+# torch >= 2.12 no longer depends on nvidia-curand: fall back to the libcurand.so.10 packed apart
+# (target/cuda-curand, a call of its own: with the build it would exceed one call's 64 MiB).
+CURAND="$ROOT/target/cuda-curand/libcurand.tar.xz"
+if echo "$LDD" | grep -q 'libcurand.so.10 => not found' && [ -f "$CURAND" ]; then
     [ -f "$RUN/lib/libcurand.so.10" ] || "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' \
-        "$CARRY/libcurand.tar.xz" "$RUN"
+        "$CURAND" "$RUN"
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$RUN/lib"
-    echo "libcurand.so.10: from target/cuda-carry/libcurand.tar.xz" >> "$RES/machine.txt"
+    echo "libcurand.so.10: from target/cuda-curand/libcurand.tar.xz" >> "$RES/machine.txt"
     LDD=$(ldd "$BIN/strata" 2>&1)
 fi
 echo "$LDD" > "$RES/logs/ldd.txt"
 if echo "$LDD" | grep -q 'not found'; then
     note "missing shared libraries (a CUDA 12 torch? see docs/gpu.md):"
     echo "$LDD" | grep 'not found' >&2
+    if echo "$LDD" | grep -q 'libcurand.so.10 => not found'; then
+        note "libcurand.so.10: carry [\"target/cuda-curand\"] in a call of its own (command: true) while this machine is warm, then run this again"
+    fi
     exit 1
 fi
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-check.sh runs on the GPU machine (which has no Rust) and packs it into
-# target/cuda-carry/strata-cuda.tar.xz (about 30 MB; the device tool carries ignored paths up to
-# 64 MiB in all, the three unpacked executables are ~45 MB each because each embeds candle's PTX
-# and SASS):
+# target/cuda-carry/strata-cuda.tar.xz (about 11 MB; a device call carries 64 MiB with the working
+# tree, checked by scripts/carry-size.sh at the end; the three unpacked executables are ~45 MB each
+# because each embeds candle's PTX and SASS):
 #   bin/strata          the CLI (`strata patch ... --device cuda` in the benchmarks)
 #   bin/gpu_parity      tests/gpu_parity.rs (device parity, forward benchmark)
 #   bin/strata_kernels  crates/strata-kernels unit tests (CPU twins + gpu_* kernel tests)
@@ -92,15 +92,16 @@ smoke "$SMOKE/bin/strata_kernels" --include-ignored --test-threads=2 -q > "$SMOK
 echo "pack-cuda-carry: smoke test passed (executables load; $(grep -c ': test' <<< "$LISTED") parity tests listed; kernel tests pass on the CPU)"
 
 # libcurand.so.10 (127 MB, 41 MiB packed), for GPU machines whose torch (>= 2.12) no longer ships
-# it; gpu-check.sh uses it only when the machine has none. Packed once (slow), then reused.
-if [ "${STRATA_CARRY_CURAND:-1}" = 1 ] && [ ! -f "$CARRY/libcurand.tar.xz" ]; then
-    echo "pack-cuda-carry: packing libcurand.so.10 (a few minutes, once)" >&2
-    tar -C "$CUDA_ROOT" -cf - lib/libcurand.so.10 | xz -6 -T0 > "$CARRY/libcurand.tar.xz.tmp"
-    mv "$CARRY/libcurand.tar.xz.tmp" "$CARRY/libcurand.tar.xz"
+# it: packed once (slow) into its own folder, target/cuda-curand/, carried in a call of its own
+# only where gpu-check.sh reports it missing (with the build it would exceed one call's 64 MiB).
+CURAND="$ROOT/target/cuda-curand"
+if [ "${STRATA_CARRY_CURAND:-1}" = 1 ] && [ ! -f "$CURAND/libcurand.tar.xz" ]; then
+    echo "pack-cuda-carry: packing libcurand.so.10 into $CURAND (a few minutes, once)" >&2
+    mkdir -p "$CURAND"
+    tar -C "$CUDA_ROOT" -cf - lib/libcurand.so.10 | xz -6 -T0 > "$CURAND/libcurand.tar.xz.tmp"
+    mv "$CURAND/libcurand.tar.xz.tmp" "$CURAND/libcurand.tar.xz"
 fi
 SIZE=$(stat -c %s "$CARRY/strata-cuda.tar.xz")
-echo "pack-cuda-carry: $CARRY/strata-cuda.tar.xz ($((SIZE / 1048576)) MiB); folder: $(du -sm "$CARRY" | cut -f1) MiB"
-if [ "$(du -sb "$CARRY" | cut -f1)" -gt $((62 * 1048576)) ]; then
-    echo "pack-cuda-carry: WARNING: over 60 MiB, too big to carry with the working tree" >&2
-fi
+echo "pack-cuda-carry: $CARRY/strata-cuda.tar.xz ($((SIZE / 1048576)) MiB)"
+bash "$ROOT/scripts/carry-size.sh" target/cuda-carry
 echo "carry list for the device tool: [\"target/cuda-carry\"]"

@@ -5,13 +5,17 @@
 # scripts/gpu-check.sh reassembles models/NAME from target/model-carry/NAME.xz.part* when every
 # part listed in NAME.parts is present, and checks its sha256.
 #
-# Usage: scripts/pack-model-carry.sh models/FILE PART_BYTES [PART_BYTES...]
-#   The last size is repeated for the remaining bytes. Prints the parts and their sizes.
+# Usage: scripts/pack-model-carry.sh models/FILE [PART_BYTES...]
+#   The last size is repeated for the remaining bytes; without sizes, every part is as large as
+#   one call can carry beside the working tree (scripts/carry-size.sh --room). Prints the parts
+#   and checks that each, with its .parts list, fits one call.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-[ $# -ge 2 ] || { sed -n '2,10p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,11p' "$0"; exit 2; }
 SRC="$1"; shift
+# Default part size: what one call carries beside the tree, less 3 MiB for the tree to grow before the calls.
+[ $# -ge 1 ] || set -- "$(STRATA_CARRY_MARGIN=$((3 << 20)) bash scripts/carry-size.sh --room)"
 [ -f "$SRC" ] || { echo "pack-model-carry: $SRC: no such file (scripts/fetch-models.sh)" >&2; exit 1; }
 NAME="$(basename "$SRC")"
 OUTDIR="$ROOT/target/model-carry"
@@ -35,3 +39,7 @@ with open(path[:-3] + ".parts", "w") as f:
 for p in parts:
     print(p, os.path.getsize(os.path.join(os.path.dirname(path), p)))
 PY
+for part in "$OUTDIR/$NAME".xz.part*; do
+    bash scripts/carry-size.sh "${part#"$ROOT"/}" "target/model-carry/$NAME.parts" > /dev/null
+done
+echo "pack-model-carry: every part fits one device call; carry [\"target/model-carry/$NAME.xz.partNN\", \"target/model-carry/$NAME.parts\"]"
