@@ -9,7 +9,9 @@ strata reads (make_random_llama.py):
 - resid_pre patching sweep (denoising): one clean run caching every layer's input, the corrupted
   run, then per layer ONE batched forward of all T single-position patches (a forward pre-hook
   writes clean resid_pre[l][p] into row p at position p), metric = logit(target) - logit(distractor)
-  at the last position. Timed twice (first, warm); load time reported separately.
+  at the last position. Timed twice (first, warm); load time reported separately;
+- where TransformerLens is installed: the same forward through a TransformerBridge around the
+  same model, and TransformerLens' own resid_pre patching (one forward per layer x position).
 
 usage: bench_torch.py --model DIR --prompt "..." --corrupted "..." --target w500 --distractor w501
                       [--shapes 1x512,8x512] [--device cuda] [--out FILE.json]
@@ -39,7 +41,8 @@ def load(model_dir, device):
     return m, time.time() - t0
 
 
-def forward_bench(m, device, vocab, shapes):
+def forward_bench(run, device, vocab, shapes, label="torch"):
+    """Tokens/s of run(ids) (a full forward, logits at every position) at each B x T."""
     out = []
     for shape in shapes:
         b, t = (int(x) for x in shape.split("x"))
@@ -47,16 +50,16 @@ def forward_bench(m, device, vocab, shapes):
         ids = ids.to(device)
         with torch.inference_mode():
             for _ in range(2):
-                m(input_ids=ids, use_cache=False)
+                run(ids)
             sync(device)
             n, start = 0, time.time()
             while n < 3 or (time.time() - start < 2.0 and n < 20):
-                m(input_ids=ids, use_cache=False)
+                run(ids)
                 sync(device)
                 n += 1
         per = (time.time() - start) / n
         out.append({"batch": b, "tokens": t, "seconds_per_forward": per, "tokens_per_s": b * t / per, "runs": n})
-        print(f"torch forward bf16 {b}x{t}: {per * 1e3:.2f} ms/forward, {b * t / per:.0f} tokens/s", file=sys.stderr)
+        print(f"{label} forward bf16 {b}x{t}: {per * 1e3:.2f} ms/forward, {b * t / per:.0f} tokens/s", file=sys.stderr)
     return out
 
 
@@ -179,6 +182,36 @@ def patch_sweep(m, device, clean, corrupted, target, distractor):
     return clean_diff, corrupted_diff, results
 
 
+def transformer_lens_bench(m, a, vocab, shapes, clean, corrupted, target, distractor, torch_grid):
+    """TransformerLens 4 on the same loaded model (a TransformerBridge booted from the model's
+    folder, no hub): forward throughput and its own resid_pre patching, one forward per layer x
+    position (`patching.get_act_patch_resid_pre`), values compared with the batched sweep's."""
+    import transformer_lens
+    from transformer_lens import patching
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoTokenizer
+    bridge = TransformerBridge.boot_transformers(a.model, hf_model=m, tokenizer=AutoTokenizer.from_pretrained(a.model))
+    bridge.eval()
+    res = {"version": getattr(transformer_lens, "__version__", None),
+           "forward": forward_bench(bridge, a.device, vocab, shapes, "transformer_lens")}
+
+    def metric(logits):
+        return logits[0, -1, target] - logits[0, -1, distractor]
+
+    with torch.inference_mode():
+        _, clean_cache = bridge.run_with_cache(clean)
+        sync(a.device)
+        t0 = time.time()
+        grid = patching.get_act_patch_resid_pre(bridge, corrupted, clean_cache, metric)
+        sync(a.device)
+    seconds = time.time() - t0
+    grid = grid.float().cpu()
+    res["patch_sweep"] = {"layers": grid.shape[0], "positions": grid.shape[1], "seconds": seconds,
+                          "max_abs_diff_vs_torch": (grid - torch_grid).abs().max().item()}
+    print(f"transformer_lens resid_pre sweep {grid.shape[0]}x{grid.shape[1]}: {seconds:.3f} s", file=sys.stderr)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -201,7 +234,7 @@ def main():
            "model": a.model, "dtype": "bf16", "load_s": load_s,
            "attn_implementation": getattr(m.config, "_attn_implementation", None)}
     shapes = [s for s in a.shapes.split(",") if s]
-    res["forward"] = forward_bench(m, a.device, vocab, shapes)
+    res["forward"] = forward_bench(lambda ids: m(input_ids=ids, use_cache=False), a.device, vocab, shapes)
     if a.device.startswith("cuda"):
         res["ops"] = ops_bench(m, a.device, shapes)
         try:
@@ -228,9 +261,10 @@ def main():
           file=sys.stderr)
     try:
         import transformer_lens  # noqa: F401
-        res["transformer_lens"] = f"installed ({transformer_lens.__version__ if hasattr(transformer_lens, '__version__') else '?'}), not benchmarked: it needs a hub config name for a Llama it can load offline"
-    except Exception:
+    except ImportError:
         res["transformer_lens"] = "not installed"
+    else:
+        res["transformer_lens"] = transformer_lens_bench(m, a, vocab, shapes, clean, corrupted, target, distractor, grid)
     text = json.dumps(res, indent=1)
     if a.out:
         with open(a.out, "w") as f:

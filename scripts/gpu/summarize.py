@@ -40,6 +40,10 @@ def patch_compare(strata_patch, torch_sweep):
     return {"compared": n, "max_abs_diff": worst}
 
 
+def quotient(a, b):
+    return f"{a / b:.2f}" if a and b else "–"
+
+
 def main():
     res = sys.argv[1]
     out = {"machine": read(os.path.join(res, "machine.txt")).strip().splitlines(),
@@ -54,7 +58,7 @@ def main():
     shapes = sorted({os.path.basename(p)[len("torch-"):-len(".json")] for p in glob.glob(os.path.join(res, "torch-*.json"))}
                     | {os.path.basename(p)[len("strata-forward-"):-len(".json")]
                        for p in glob.glob(os.path.join(res, "strata-forward-*.json"))})
-    fwd_rows, sweep_rows, op_rows, kernel_md = [], [], [], []
+    fwd_rows, sweep_rows, op_rows, kernel_md, tl_rows = [], [], [], [], []
     for shape in shapes:
         t = load(os.path.join(res, f"torch-{shape}.json")) or {}
         s = load(os.path.join(res, f"strata-forward-{shape}.json")) or {}
@@ -90,10 +94,22 @@ def main():
                  "strata_sweep_s_in_process_composite_attention": sp_composite.get("elapsed_seconds"),
                  "layers": layers, "positions": ts.get("positions")}
         sweep["strata_vs_torch_values"] = patch_compare(sp, ts)
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "–"
         b["patch_sweep"] = sweep
         out["bench"][shape] = b
+        tl = t.get("transformer_lens")
+        if isinstance(tl, dict):
+            sf = {(r["batch"], r["tokens"]): r["tokens_per_s"] for r in s.get("forward", [])
+                  if r.get("keep_freed_memory") is not False and r.get("fused_attention") is not False}
+            for r in tl.get("forward", []):
+                mine = sf.get((r["batch"], r["tokens"]))
+                tl_rows.append(f"| {shape} | forward {r['batch']}x{r['tokens']} (tokens/s) | {r['tokens_per_s']:.0f} | "
+                               f"{f'{mine:.0f}' if mine else '–'} | {quotient(mine, r['tokens_per_s'])} |")
+            tps, mine = tl.get("patch_sweep", {}), sweep["strata_sweep_s_in_process"]
+            if tps.get("seconds"):
+                tl_rows.append(f"| {shape} | resid_pre sweep {tps['layers']}x{tps['positions']} (s) | {tps['seconds']:.3f} | "
+                               f"{fmt(mine)} | {quotient(tps['seconds'], mine)} |")
         cmp_ = sweep["strata_vs_torch_values"] or {}
-        fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "–"
         sweep_rows.append(f"| {shape} | {layers}x{ts.get('positions', '–')} | {fmt(sweep['strata_sweep_s_in_process'])} | "
                           f"{fmt(sweep['strata_sweep_s_in_process_composite_attention'])} | {fmt(full.get('wall_s'))} | "
                           f"{fmt(ts.get('seconds_warm'))} | {fmt(ts.get('seconds_first'))} | {fmt(cmp_.get('max_abs_diff'))} |")
@@ -121,6 +137,11 @@ def main():
                "model already loaded.", "",
                "| model | layers x positions | strata sweep in-process (s) | same, STRATA_FUSED_ATTENTION=0 (s) | strata command (s) | PyTorch warm (s) | PyTorch first (s) | max abs diff strata vs PyTorch values |",
                "|---|---|---|---|---|---|---|---|", *sweep_rows, ""]
+    if tl_rows:
+        md += ["## TransformerLens (TransformerBridge on the same PyTorch model), bf16", "",
+               "Forward as above; its sweep is `patching.get_act_patch_resid_pre`, one forward per layer x position. "
+               "strata: the default variant, the in-process sweep. Speed-up > 1: strata faster.", "",
+               "| model | task | TransformerLens | strata | strata speed-up |", "|---|---|---|---|---|", *tl_rows, ""]
     with open(os.path.join(res, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
     with open(os.path.join(res, "results.md"), "w") as f:
