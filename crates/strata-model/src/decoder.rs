@@ -11,43 +11,8 @@ use crate::batch::TokenBatch;
 use crate::config::{Activation, Family, ModelConfig, NormKind, Positions, Rope, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::hooks::{Hook, HookPoint};
+use crate::linear::Linear;
 use strata_kernels::{split_heads, HeadNorm, HeadSlice, Rotary};
-
-/// `y = x Wᵀ + b` over the last axis of a tensor of any rank.
-#[derive(Debug, Clone)]
-struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let (n_in, lead) = (dims[dims.len() - 1], &dims[..dims.len() - 1]);
-        let rows: usize = lead.iter().product();
-        let y = x.reshape((rows, n_in))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut shape = lead.to_vec();
-        shape.push(self.weight.dim(0)?);
-        Ok(y.reshape(shape)?)
-    }
-
-    /// Weights of several projections stacked along the output axis (q|k|v, gate|up).
-    fn fused(parts: Vec<Linear>) -> Result<Linear> {
-        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
-        let weight = Tensor::cat(&weights, 0)?;
-        let bias = if parts.iter().all(|p| p.bias.is_some()) {
-            let biases: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
-            Some(Tensor::cat(&biases, 0)?)
-        } else {
-            None
-        };
-        Ok(Linear { weight, bias })
-    }
-}
 
 /// LayerNorm or RMSNorm, computed in f32 as transformers does, weights kept in f32.
 #[derive(Debug, Clone)]
@@ -117,6 +82,19 @@ struct Block {
     window: Option<usize>,
     /// Index into the decoder's rotary tables (0 = global, 1 = local).
     rope_table: usize,
+}
+
+impl Block {
+    /// The block with each projection in its device's fastest layout ([`Linear::prepared`]).
+    fn prepared(self) -> Result<Block> {
+        Ok(Block {
+            qkv: self.qkv.prepared()?,
+            out: self.out.prepared()?,
+            mlp_in: self.mlp_in.prepared()?,
+            mlp_out: self.mlp_out.prepared()?,
+            ..self
+        })
+    }
 }
 
 /// Inverse frequencies of one rotary scheme.
@@ -302,7 +280,7 @@ impl Loader<'_> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 
     /// GPT-2's Conv1D stores `[in, out]`: transposed once here.
@@ -312,7 +290,7 @@ impl Loader<'_> {
             .t()?
             .contiguous()?;
         let bias = Some(self.tensor(&format!("{name}.bias"), &[n_out])?);
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 
     fn norm(&self, name: &str, dim: usize) -> Result<Norm> {
@@ -450,7 +428,7 @@ impl HookedDecoder {
             Positions::Rotary { .. } => None,
         };
         let blocks = (0..config.n_layers)
-            .map(|l| loader.block(&names, l))
+            .map(|l| loader.block(&names, l)?.prepared())
             .collect::<Result<Vec<_>>>()?;
         let ln_final = loader.norm(&names.final_norm(), d)?;
         let lm_head = ["lm_head.weight", "language_model.lm_head.weight"]
@@ -760,11 +738,7 @@ impl HookedDecoder {
     pub fn logits_of(&self, resid: &Tensor, tokens: &[u32]) -> Result<Tensor> {
         let ids = Tensor::new(tokens, &self.device)?;
         let rows = self.unembed.index_select(&ids, 0)?;
-        let logits = Linear {
-            weight: rows,
-            bias: None,
-        }
-        .forward(&self.ln_final.forward(resid, self.path())?)?;
+        let logits = Linear::new(rows, None).forward(&self.ln_final.forward(resid, self.path())?)?;
         softcap(&logits, self.config.final_softcap)
     }
 
@@ -775,11 +749,7 @@ impl HookedDecoder {
             HookPoint::LnFinal,
             self.ln_final.forward(resid, self.path())?,
         )?;
-        let logits = Linear {
-            weight: self.unembed.clone(),
-            bias: None,
-        }
-        .forward(&x)?;
+        let logits = Linear::new(self.unembed.clone(), None).forward(&x)?;
         visit(
             hook,
             HookPoint::Logits,

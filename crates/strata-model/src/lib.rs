@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod device_memory;
 pub mod error;
 pub mod hooks;
+mod linear;
 pub mod load;
 pub mod tokenizer;
 pub mod tokenizer_gguf;
