@@ -203,6 +203,7 @@ impl CustomOp2 for PanelMatmul {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use strata_kernels::testing::max_abs_diff;
 
     /// Panels give candle's matmul to f32 rounding, for widths that fill the last panel or not,
     /// one row or many, with a bias, and through a strided input.
@@ -218,14 +219,7 @@ mod tests {
             assert!(matches!(lin.weight, Weight::Panels { .. }));
             let got = lin.forward(&x).unwrap();
             assert_eq!(got.dims(), [m, n]);
-            let err = (got - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let err = max_abs_diff(&got, &want);
             assert!(err <= 1e-5 * (k as f32).sqrt(), "m{m} k{k} n{n}: {err}");
             assert_eq!(
                 lin.rows().unwrap().to_vec2::<f32>().unwrap(),
@@ -238,14 +232,7 @@ mod tests {
         let lin = Linear::new(w.clone(), None).prepared().unwrap();
         let want = x.t().unwrap().matmul(&w.t().unwrap()).unwrap();
         let got = lin.forward(&x.t().unwrap().reshape((1, 3, 24)).unwrap()).unwrap();
-        let err = (got.squeeze(0).unwrap() - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let err = max_abs_diff(&got.squeeze(0).unwrap(), &want);
         assert!(err < 1e-5, "{err}");
     }
 
@@ -263,14 +250,7 @@ mod tests {
         };
         let rows = grad_of(&Linear::new(w.clone(), None));
         let panels = grad_of(&Linear::new(w, None).prepared().unwrap());
-        let err = (rows - panels)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let err = max_abs_diff(&rows, &panels);
         assert!(err < 1e-5, "{err}");
     }
 }
