@@ -238,7 +238,7 @@ fn lens_batch(model: &Model, items: &[Prepared], opts: &LensOptions) -> Result<V
     let mut final_logp: Option<Tensor> = None;
     for start in (0..total).step_by(block) {
         let len = block.min(total - start);
-        let logits = dec.cap_logits(&all.narrow(0, start, len)?.matmul(&dec.unembedding().t()?)?)?;
+        let logits = dec.cap_logits(&dec.unembed(&all.narrow(0, start, len)?)?)?;
         // Row r of the block: its item's target and its position's output row.
         let output_row = |r: usize| (start + r) % per_layer;
         let target = |r: usize| items[output_row(r) / np].target;

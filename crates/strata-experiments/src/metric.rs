@@ -107,7 +107,7 @@ pub fn log_softmax(row: &[f32]) -> Vec<f64> {
 /// Full logits `[n, V]` (f32) of residual rows `[n, d]` (before the final norm).
 pub fn full_logits(decoder: &HookedDecoder, resid: &Tensor) -> Result<Vec<Vec<f32>>> {
     let normed = decoder.final_norm(resid)?;
-    let logits = normed.matmul(&decoder.unembedding().t()?)?;
+    let logits = decoder.unembed(&normed)?;
     let logits = decoder.cap_logits(&logits)?;
     Ok(logits.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
@@ -119,8 +119,7 @@ pub fn metric_values(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec)
         let d = spec
             .distractor
             .ok_or_else(|| ExperimentError::Input("the logit-difference metric needs a distractor".into()))?;
-        let ids = Tensor::new(&[spec.target, d], resid.device())?;
-        let rows = decoder.unembedding().index_select(&ids, 0)?;
+        let rows = decoder.unembedding_rows(&[spec.target, d])?;
         let normed = decoder.final_norm(resid)?;
         let logits = decoder.cap_logits(&normed.matmul(&rows.t()?)?)?;
         let logits = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
@@ -143,7 +142,7 @@ pub fn metric_tensor(decoder: &HookedDecoder, resid: &Tensor, spec: &MetricSpec)
         return Ok((pick(&logits, 0)? - pick(&logits, 1)?)?);
     }
     let normed = decoder.final_norm(resid)?;
-    let logq = log_softmax_rows(&decoder.cap_logits(&normed.matmul(&decoder.unembedding().t()?)?)?)?;
+    let logq = log_softmax_rows(&decoder.cap_logits(&decoder.unembed(&normed)?)?)?;
     Ok(match spec.metric {
         Metric::LogitDiff => unreachable!("handled above"),
         Metric::TargetProb => pick(&logq, spec.target)?.exp()?,

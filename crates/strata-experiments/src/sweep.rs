@@ -210,8 +210,9 @@ fn attribution(model: &Model, items: &[Prepared]) -> Result<(Vec<f64>, Vec<f64>,
         }
         let parts = Tensor::stack(&parts, 0)?;
         let normed = dec.frozen_final_norm(&at(HookPoint::ResidPost(n - 1))?, &parts)?;
-        let ids = Tensor::new(&[it.target, distractor], parts.device())?;
-        let rows = dec.unembedding().index_select(&ids, 0)?.to_dtype(DType::F32)?;
+        let rows = dec
+            .unembedding_rows(&[it.target, distractor])?
+            .to_dtype(DType::F32)?;
         let direction = (rows.get(0)? - rows.get(1)?)?;
         let contrib = normed
             .matmul(&direction.unsqueeze(1)?)?

@@ -130,7 +130,7 @@ pub fn window_layers(layer: usize, window: usize, n_layers: usize) -> std::ops::
 /// noise. ROME takes σ over the subject tokens of its whole fact set instead; that depends on
 /// which prompts are in the set.
 pub fn embedding_std(model: &Model) -> Result<f64> {
-    let w = model.decoder.embedding();
+    let w = model.decoder.embedding()?;
     let (rows, cols) = w.dims2()?;
     let n = (rows * cols) as f64;
     if n < 2.0 {

@@ -1,7 +1,7 @@
 //! The sweep's direct logit attribution decomposes the logit difference exactly, and its
 //! per-layer findings agree with the lens and ablation run on their own.
 
-use candle_core::{IndexOp, Tensor};
+use candle_core::IndexOp;
 use std::path::PathBuf;
 use strata_experiments::sweep::{sweep_model, SweepOptions};
 use strata_experiments::{prepare_all, Item};
@@ -58,8 +58,10 @@ fn attributions_plus_embedding_sum_to_the_logit_difference() {
                 .i((0, last))
                 .unwrap();
             let normed = model.decoder.frozen_final_norm(&resid, &embed).unwrap();
-            let ids = Tensor::new(&[it.target, it.distractor.unwrap()], &candle_core::Device::Cpu).unwrap();
-            let rows = model.decoder.unembedding().index_select(&ids, 0).unwrap();
+            let rows = model
+                .decoder
+                .unembedding_rows(&[it.target, it.distractor.unwrap()])
+                .unwrap();
             let dir = (rows.get(0).unwrap() - rows.get(1).unwrap()).unwrap();
             let v = normed
                 .matmul(&dir.unsqueeze(1).unwrap())

@@ -191,11 +191,13 @@ pub struct ForwardOutput {
 #[derive(Clone)]
 pub struct HookedDecoder {
     pub config: ModelConfig,
-    embed: Tensor,
+    /// W_E `[vocab, d]`; `None` when tied: rows are read from the unembedding's matrix.
+    embed: Option<Tensor>,
     pos_embed: Option<Tensor>,
     blocks: Vec<Block>,
     ln_final: Norm,
-    unembed: Tensor,
+    /// W_U as a projection `d -> vocab` (panels on the CPU in f32, see [`Linear`]).
+    unembed: Linear,
     rope_tables: Vec<RopeTable>,
     dtype: DType,
     device: Device,
@@ -427,22 +429,24 @@ impl HookedDecoder {
             }
             Positions::Rotary { .. } => None,
         };
-        let blocks = (0..config.n_layers)
-            .map(|l| loader.block(&names, l)?.prepared())
-            .collect::<Result<Vec<_>>>()?;
-        let ln_final = loader.norm(&names.final_norm(), d)?;
         let lm_head = ["lm_head.weight", "language_model.lm_head.weight"]
             .into_iter()
             .find(|n| vb.contains_tensor(n));
-        let unembed = match (config.tie_embeddings, lm_head) {
-            (false, Some(name)) => loader.tensor(name, &[v, d])?,
+        let (embed, unembed) = match (config.tie_embeddings, lm_head) {
+            (false, Some(name)) => (Some(embed), loader.tensor(name, &[v, d])?),
             (false, None) => {
                 return Err(ModelError::Input(
                     "config says tie_word_embeddings=false but the weights have no 'lm_head.weight'".into(),
                 ))
             }
-            (true, _) => embed.clone(),
+            (true, _) => (None, embed),
         };
+        // Re-laid out first, so that a tied matrix's rows are freed before the blocks load.
+        let unembed = Linear::new(unembed, None).prepared()?;
+        let blocks = (0..config.n_layers)
+            .map(|l| loader.block(&names, l)?.prepared())
+            .collect::<Result<Vec<_>>>()?;
+        let ln_final = loader.norm(&names.final_norm(), d)?;
         let rope_tables = match &config.positions {
             Positions::Rotary { global, local } => {
                 let mut t = vec![RopeTable::new(global)];
@@ -532,14 +536,31 @@ impl HookedDecoder {
         self.path() == OpPath::Fused
     }
 
-    /// The token embedding matrix `[vocab, d_model]` (before any family scaling).
-    pub fn embedding(&self) -> &Tensor {
-        &self.embed
+    /// The token embedding matrix `[vocab, d_model]` (before any family scaling). A copy where
+    /// it is the unembedding's matrix stored as panels (tied, CPU f32).
+    pub fn embedding(&self) -> Result<Tensor> {
+        match &self.embed {
+            Some(e) => Ok(e.clone()),
+            None => self.unembed.rows(),
+        }
     }
 
-    /// The unembedding matrix `[vocab, d_model]` (rows are token directions).
-    pub fn unembedding(&self) -> &Tensor {
-        &self.unembed
+    /// The unembedding matrix `[vocab, d_model]` (rows are token directions); a copy on the CPU
+    /// in f32, where it is stored as panels. [`Self::unembed`] and [`Self::unembedding_rows`]
+    /// read it in place.
+    pub fn unembedding(&self) -> Result<Tensor> {
+        self.unembed.rows()
+    }
+
+    /// `x W_Uᵀ`: raw logits `[.., vocab]` of rows `x` `[.., d]` already through the final norm
+    /// (no soft-capping).
+    pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
+        self.unembed.forward(x)
+    }
+
+    /// Rows `tokens` of W_U, `[tokens.len(), d]`.
+    pub fn unembedding_rows(&self, tokens: &[u32]) -> Result<Tensor> {
+        self.unembed.rows_of(&Tensor::new(tokens, &self.device)?)
     }
 
     /// Logits of a full forward.
@@ -626,10 +647,11 @@ impl HookedDecoder {
     pub fn embed_tokens(&self, batch: &TokenBatch, hook: &mut dyn Hook) -> Result<Tensor> {
         let ids = batch.ids_tensor(&self.device)?;
         let (b, p) = ids.dims2()?;
-        let mut x = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, p, self.config.d_model))?;
+        let rows = match &self.embed {
+            Some(e) => e.index_select(&ids.flatten_all()?, 0)?,
+            None => self.unembed.rows_of(&ids)?,
+        };
+        let mut x = rows.reshape((b, p, self.config.d_model))?;
         if let Some(scale) = self.config.embed_scale {
             let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(self.dtype)?;
             x = x.broadcast_mul(&scale)?;
@@ -736,8 +758,7 @@ impl HookedDecoder {
     /// Logits of a few tokens only: final norm, the unembedding rows of `tokens`, soft-capping.
     /// `resid` is `[.., d]`; the result is `[.., tokens.len()]`.
     pub fn logits_of(&self, resid: &Tensor, tokens: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(tokens, &self.device)?;
-        let rows = self.unembed.index_select(&ids, 0)?;
+        let rows = self.unembedding_rows(tokens)?;
         let logits = Linear::new(rows, None).forward(&self.ln_final.forward(resid, self.path())?)?;
         softcap(&logits, self.config.final_softcap)
     }
@@ -749,7 +770,7 @@ impl HookedDecoder {
             HookPoint::LnFinal,
             self.ln_final.forward(resid, self.path())?,
         )?;
-        let logits = Linear::new(self.unembed.clone(), None).forward(&x)?;
+        let logits = self.unembed.forward(&x)?;
         visit(
             hook,
             HookPoint::Logits,

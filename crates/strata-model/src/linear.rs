@@ -75,7 +75,7 @@ impl Linear {
     }
 
     /// The weight as `[n_out, n_in]` (a copy for panels).
-    fn rows(&self) -> Result<Tensor> {
+    pub(crate) fn rows(&self) -> Result<Tensor> {
         Ok(match &self.weight {
             Weight::Rows(w) => w.clone(),
             Weight::Panels { panels, n_out } => {
@@ -86,6 +86,37 @@ impl Linear {
                     .narrow(0, 0, *n_out)?
             }
         })
+    }
+
+    /// Rows `ids` (u32, any shape) of the weight, `[ids.elem_count(), n_in]`: an embedding lookup
+    /// where the matrix is shared with the unembedding.
+    pub(crate) fn rows_of(&self, ids: &Tensor) -> Result<Tensor> {
+        let ids = ids.flatten_all()?;
+        let Weight::Panels { panels, n_out } = &self.weight else {
+            let Weight::Rows(w) = &self.weight else {
+                unreachable!()
+            };
+            return Ok(w.index_select(&ids, 0)?);
+        };
+        let (_, n_in, _) = panels.dims3()?;
+        let ids = ids.to_vec1::<u32>()?;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= *n_out) {
+            return Err(crate::ModelError::Input(format!(
+                "token id {id} is outside the vocabulary (size {n_out})"
+            )));
+        }
+        let (storage, layout) = panels.storage_and_layout();
+        let (candle_core::Storage::Cpu(CpuStorage::F32(all)), Some((start, _))) =
+            (&*storage, layout.contiguous_offsets())
+        else {
+            unreachable!("panels are made contiguous f32 on the CPU by `prepared`")
+        };
+        let mut rows: Vec<f32> = Vec::with_capacity(ids.len() * n_in);
+        for id in ids.iter().map(|&id| id as usize) {
+            let panel = &all[start + (id / PANEL) * n_in * PANEL..][..n_in * PANEL];
+            rows.extend(panel.iter().skip(id % PANEL).step_by(PANEL));
+        }
+        Ok(Tensor::from_vec(rows, (ids.len(), n_in), panels.device())?)
     }
 
     fn n_out(&self) -> Result<usize> {
@@ -234,6 +265,22 @@ mod tests {
         let got = lin.forward(&x.t().unwrap().reshape((1, 3, 24)).unwrap()).unwrap();
         let err = max_abs_diff(&got.squeeze(0).unwrap(), &want);
         assert!(err < 1e-5, "{err}");
+    }
+
+    /// Rows read from panels are the weight's rows; an id past the last row is an error.
+    #[test]
+    fn rows_of_panels_are_the_weight_rows() {
+        let w = Tensor::randn(0f32, 1.0, (70, 5), &Device::Cpu).unwrap();
+        let lin = Linear::new(w.clone(), None).prepared().unwrap();
+        let ids = Tensor::new(&[[69u32, 0], [31, 32]], &Device::Cpu).unwrap();
+        let want = w.index_select(&ids.flatten_all().unwrap(), 0).unwrap();
+        assert_eq!(
+            lin.rows_of(&ids).unwrap().to_vec2::<f32>().unwrap(),
+            want.to_vec2::<f32>().unwrap()
+        );
+        assert!(lin
+            .rows_of(&Tensor::new(&[70u32], &Device::Cpu).unwrap())
+            .is_err());
     }
 
     /// The gradient reaching `x` through panels equals the one through candle's matmul.

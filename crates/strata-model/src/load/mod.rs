@@ -86,7 +86,16 @@ fn load_gguf_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
         .map_err(|e| ModelError::file(path, strip_path(&e.to_string(), path)))?;
     let config =
         ModelConfig::from_hf_json(&g.config).map_err(|e| ModelError::file(path, format!("metadata: {e}")))?;
-    let vb = VarBuilder::from_tensors(g.tensors, opts.dtype, &opts.device);
+    let mut tensors = g.tensors;
+    if config.tie_embeddings {
+        // The decoder reads a tied unembedding from the embedding: no second handle kept alive.
+        tensors.remove("lm_head.weight");
+    }
+    let vb = VarBuilder::from_backend(
+        Box::new(HandedOver::new(tensors)),
+        opts.dtype,
+        opts.device.clone(),
+    );
     let decoder =
         HookedDecoder::load(config.clone(), &vb).map_err(|e| ModelError::file(path, e.to_string()))?;
     let beside = path.with_file_name("tokenizer.json");
@@ -107,6 +116,65 @@ fn load_gguf_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
     };
     check_vocab(&model)?;
     Ok(model)
+}
+
+/// Dequantized GGUF tensors that leave the map as the decoder takes them, so that each one's
+/// memory goes when the decoder has re-laid it out (CPU panels, fused projections) instead of
+/// staying until the end of loading.
+struct HandedOver {
+    left: std::sync::Mutex<std::collections::HashMap<String, candle_core::Tensor>>,
+    names: std::collections::HashSet<String>,
+}
+
+impl HandedOver {
+    fn new(tensors: std::collections::HashMap<String, candle_core::Tensor>) -> Self {
+        let names = tensors.keys().cloned().collect();
+        HandedOver {
+            left: std::sync::Mutex::new(tensors),
+            names,
+        }
+    }
+
+    fn take(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+        let tensor = self.left.lock().expect("not poisoned").remove(name);
+        let Some(tensor) = tensor else {
+            candle_core::bail!("tensor '{name}' missing or already taken")
+        };
+        tensor.to_device(dev)?.to_dtype(dtype)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for HandedOver {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let tensor = self.take(name, dtype, dev)?;
+        if tensor.shape() != &shape {
+            candle_core::bail!(
+                "tensor '{name}' has shape {:?}, expected {shape:?}",
+                tensor.dims()
+            )
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        self.take(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
 }
 
 /// GGUF errors already name the file; avoid saying it twice.
