@@ -285,13 +285,13 @@ pub(crate) fn split_heads(
     ];
     let dt = s1.dtype();
     let vec = crate::split_heads_vector_width(dt, width, slice, rot, [a1, a2, a3]);
-    let (func, cfg) = match norm {
+    let (func, cfg, weight) = match norm {
         None => {
             let name = format!("split_heads_{}", suffix(dt)?);
             let func = dev.get_or_load_custom_func(&name, "strata_split_heads", ptx::SPLIT_HEADS)?;
-            (func, elementwise(n / vec))
+            (func, elementwise(n / vec), None)
         }
-        Some(_) => {
+        Some(((sw, lw), eps)) => {
             let name = format!("split_heads_normed_{}", suffix(dt)?);
             let func =
                 dev.get_or_load_custom_func(&name, "strata_split_heads_normed", ptx::SPLIT_HEADS_NORMED)?;
@@ -301,15 +301,9 @@ pub(crate) fn split_heads(
                 block_dim: (128, 1, 1),
                 shared_mem_bytes: 0,
             };
-            (func, cfg)
-        }
-    };
-    let weight = match norm {
-        Some(((sw, lw), eps)) => {
             let (aw, bw) = offsets(lw, "norm weight")?;
-            Some((sw.as_cuda_slice::<f32>()?.slice(aw..bw), eps))
+            (func, cfg, Some((sw.as_cuda_slice::<f32>()?.slice(aw..bw), eps)))
         }
-        None => None,
     };
     let vec = vec as u32;
     with_float_type!(dt, "split_heads", |T| {

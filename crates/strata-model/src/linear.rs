@@ -92,15 +92,13 @@ impl Linear {
     /// where the matrix is shared with the unembedding.
     pub(crate) fn rows_of(&self, ids: &Tensor) -> Result<Tensor> {
         let ids = ids.flatten_all()?;
-        let Weight::Panels { panels, n_out } = &self.weight else {
-            let Weight::Rows(w) = &self.weight else {
-                unreachable!()
-            };
-            return Ok(w.index_select(&ids, 0)?);
+        let (panels, n_out) = match &self.weight {
+            Weight::Rows(w) => return Ok(w.index_select(&ids, 0)?),
+            Weight::Panels { panels, n_out } => (panels, *n_out),
         };
         let (_, n_in, _) = panels.dims3()?;
         let ids = ids.to_vec1::<u32>()?;
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= *n_out) {
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= n_out) {
             return Err(crate::ModelError::Input(format!(
                 "token id {id} is outside the vocabulary (size {n_out})"
             )));

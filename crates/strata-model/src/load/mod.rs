@@ -7,10 +7,12 @@ pub mod safetensors_dir;
 /// Validates a safetensors file's header against its size (no data read); returns its dtypes.
 pub use safetensors_dir::check_safetensors as validate_safetensors_header;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use crate::config::ModelConfig;
 use crate::decoder::HookedDecoder;
@@ -122,20 +124,21 @@ fn load_gguf_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
 /// memory goes when the decoder has re-laid it out (CPU panels, fused projections) instead of
 /// staying until the end of loading.
 struct HandedOver {
-    left: std::sync::Mutex<std::collections::HashMap<String, candle_core::Tensor>>,
-    names: std::collections::HashSet<String>,
+    left: Mutex<HashMap<String, Tensor>>,
+    /// Every name there was, taken or not: what `contains_tensor` answers.
+    names: HashSet<String>,
 }
 
 impl HandedOver {
-    fn new(tensors: std::collections::HashMap<String, candle_core::Tensor>) -> Self {
+    fn new(tensors: HashMap<String, Tensor>) -> Self {
         let names = tensors.keys().cloned().collect();
         HandedOver {
-            left: std::sync::Mutex::new(tensors),
+            left: Mutex::new(tensors),
             names,
         }
     }
 
-    fn take(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<candle_core::Tensor> {
+    fn take(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let tensor = self.left.lock().expect("not poisoned").remove(name);
         let Some(tensor) = tensor else {
             candle_core::bail!("tensor '{name}' missing or already taken")
@@ -152,7 +155,7 @@ impl candle_nn::var_builder::SimpleBackend for HandedOver {
         _: candle_nn::Init,
         dtype: DType,
         dev: &Device,
-    ) -> candle_core::Result<candle_core::Tensor> {
+    ) -> candle_core::Result<Tensor> {
         let tensor = self.take(name, dtype, dev)?;
         if tensor.shape() != &shape {
             candle_core::bail!(
@@ -163,12 +166,7 @@ impl candle_nn::var_builder::SimpleBackend for HandedOver {
         Ok(tensor)
     }
 
-    fn get_unchecked(
-        &self,
-        name: &str,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<candle_core::Tensor> {
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         self.take(name, dtype, dev)
     }
 
