@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{fixture_model, repo_root};
-use std::path::{Path, PathBuf};
+use common::{fixture_model, repo_root, scratch, Scratch};
+use std::path::Path;
 use std::process::Command;
 
 fn strata(args: &[&str]) -> (i32, String, String) {
@@ -35,14 +35,7 @@ fn inspect_fails_with(path: &Path, fragments: &[&str]) {
     fails_with(&["inspect", path.to_str().unwrap()], fragments);
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn fixture_copy(family: &str, name: &str) -> PathBuf {
+fn fixture_copy(family: &str, name: &str) -> Scratch {
     let d = scratch(name);
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         std::fs::copy(fixture_model(family).join(f), d.join(f)).unwrap();
@@ -173,7 +166,7 @@ fn empty_and_too_long_prompts() {
 #[test]
 fn run_saves_named_activations() {
     let m = fixture_model("llama");
-    let out = scratch("save").join("acts.safetensors");
+    let out = scratch("save").child("acts.safetensors");
     let (code, stdout, stderr) = strata(&[
         "run",
         m.to_str().unwrap(),
@@ -209,7 +202,7 @@ const TINY_TENSOR: &str = "token_embd.weight";
 
 /// Writes a tiny llama GGUF (complete metadata, one [4, 8] F32 tensor), applies `corrupt` to its
 /// bytes, and returns the file's path.
-fn corrupt_gguf(name: &str, corrupt: impl Fn(&mut Vec<u8>, usize)) -> PathBuf {
+fn corrupt_gguf(name: &str, corrupt: impl Fn(&mut Vec<u8>, usize)) -> Scratch {
     use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
     use gguf_file::Value as V;
     let md = [
@@ -234,7 +227,7 @@ fn corrupt_gguf(name: &str, corrupt: impl Fn(&mut Vec<u8>, usize)) -> PathBuf {
         .unwrap()
         + TINY_TENSOR.len();
     corrupt(&mut bytes, info);
-    let path = scratch(name).join(format!("{name}.gguf"));
+    let path = scratch(name).child(format!("{name}.gguf"));
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -436,7 +429,7 @@ fn multi_token_target_is_refused_with_its_tokens() {
 
 #[test]
 fn malformed_probe_file_names_file_line_and_field() {
-    let file = scratch("probe").join("mine.jsonl");
+    let file = scratch("probe").child("mine.jsonl");
     std::fs::write(
         &file,
         "# a comment\n{\"id\": \"a\", \"prompt\": \"The king\", \"target\": \" a\"}\n\

@@ -2,14 +2,11 @@
 //! to the tables; `--no-figures` writes the tables only; a heatmap method that was not computed is a
 //! clear error.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-dataset-fig-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::scratch;
+use std::path::Path;
+use std::process::Command;
 
 fn strata(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -35,7 +32,7 @@ fn assert_figure(dir: &Path, stem: &str) {
 
 #[test]
 fn dataset_commands_write_figures() {
-    let dir = out_dir("all");
+    let dir = scratch("dataset-fig").child("out");
     let d = dir.to_str().unwrap();
     let runs: [&[&str]; 3] = [
         &["dataset", "trends", "--out", d],
@@ -86,12 +83,11 @@ fn dataset_commands_write_figures() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();
         assert!(!name.contains(".tmp"), "temporary left: {name}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn no_figures_and_bad_heatmap_method() {
-    let dir = out_dir("none");
+    let dir = scratch("dataset-fig").child("out");
     let d = dir.to_str().unwrap();
     let (ok, stderr) = strata(&["dataset", "trends", "--no-figures", "--out", d]);
     assert!(ok, "{stderr}");
@@ -110,5 +106,4 @@ fn no_figures_and_bad_heatmap_method() {
     ]);
     assert!(!ok);
     assert!(stderr.contains("--heatmap partial_pearson"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

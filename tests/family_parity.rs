@@ -10,7 +10,7 @@
 mod common;
 
 use candle_core::{IndexOp, Tensor};
-use common::{fixture_model, max_abs, max_abs_diff};
+use common::{fixture_model, max_abs, max_abs_diff, scratch};
 use std::collections::HashMap;
 use strata_model::{ActivationCache, HookPoint, LoadOptions, Model, TokenBatch};
 
@@ -154,8 +154,7 @@ fn fused_kernel_path_matches_transformers() {
 fn classic_and_v5_config_layouts_load_the_same_model() {
     for family in FAMILIES.iter().filter(|f| **f != "gpt2") {
         let src = fixture_model(family);
-        let dir = std::env::temp_dir().join(format!("strata-classic-{family}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch(&format!("classic-{family}"));
         std::fs::copy(src.join("config.classic.json"), dir.join("config.json")).unwrap();
         std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
         let classic = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
@@ -168,6 +167,5 @@ fn classic_and_v5_config_layouts_load_the_same_model() {
             .unwrap();
         let b = v5.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
         assert_eq!(max_abs_diff(&a, &b), 0.0, "{family}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,18 +4,11 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::{fixture_model, max_abs, max_abs_diff};
+use common::{fixture_model, max_abs, max_abs_diff, scratch};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use strata_model::{LoadOptions, Model, NoHooks, TokenBatch};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn logits(model: &Model) -> Tensor {
     let ids = model
@@ -63,7 +56,7 @@ fn shard(dir: &Path) {
 
 #[test]
 fn sharded_checkpoint_equals_single_file() {
-    let dir = temp_dir("sharded");
+    let dir = scratch("sharded");
     copy_fixture("qwen2", &dir);
     shard(&dir);
     let sharded = Model::load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
@@ -83,7 +76,7 @@ fn sharded_checkpoint_equals_single_file() {
 
 #[test]
 fn hub_repo_resolves_from_the_cache_offline() {
-    let home = temp_dir("hf-home");
+    let home = scratch("hf-home");
     let snapshot = home.join("hub/models--strata-fixtures--tiny-llama/snapshots/0123abcd");
     std::fs::create_dir_all(&snapshot).unwrap();
     copy_fixture("llama", &snapshot);
@@ -140,7 +133,7 @@ fn half_precision_stays_close_to_f32() {
 
 #[test]
 fn pickle_weights_are_refused_with_conversion_advice() {
-    let dir = temp_dir("pickle");
+    let dir = scratch("pickle");
     std::fs::copy(
         fixture_model("llama").join("config.json"),
         dir.join("config.json"),
@@ -159,7 +152,7 @@ fn pickle_weights_are_refused_with_conversion_advice() {
 
 #[test]
 fn tokenizer_larger_than_the_embedding_is_refused() {
-    let dir = temp_dir("vocab");
+    let dir = scratch("vocab");
     copy_fixture("llama", &dir);
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();

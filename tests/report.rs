@@ -3,16 +3,9 @@
 
 mod common;
 
-use common::fixture_model;
-use std::path::{Path, PathBuf};
+use common::{fixture_model, scratch};
+use std::path::Path;
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn strata(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -163,7 +156,6 @@ fn report_on_a_probe_suite() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         assert!(!name.starts_with('.'), "left over: {name}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -187,5 +179,62 @@ fn report_on_one_prompt_skips_what_it_cannot_run() {
     assert!(html.contains("Skipped: no item has a subject."));
     assert_files(&out, &["lens.json", "ablate_zero.json", "ablate_heads.json"]);
     assert!(!out.join("patch.json").exists() && !out.join("trace.json").exists());
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `strata patch` draws every value it patched: z patched per position as one layer × head panel
+/// per position, components patched at all positions at once as a layer × component heatmap.
+/// (z per position once drew a heatmap of blank cells: it read only all-position rows.)
+#[test]
+fn patch_figures_draw_every_patched_value() {
+    let dir = scratch("patch-figures");
+    let model = fixture_model("llama");
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "patch",
+            model.to_str().unwrap(),
+            "--prompt",
+            "The king had the",
+            "--corrupted",
+            "The tea had the",
+            "--target",
+            " time",
+            "--distractor",
+            " tea",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        strata(&args);
+    };
+    let per_position = dir.join("per-position");
+    run(&per_position, &["--component", "resid_pre,z"]);
+    let all = dir.join("all");
+    run(&all, &["--component", "resid_pre,attn_out,z", "--all-positions"]);
+    // A blank (NaN) cell is drawn in #F2F2F2; every value of these sweeps is finite.
+    for (out, stems) in [
+        (&per_position, ["patch_resid_pre_prompt", "patch_z_prompt"]),
+        (&all, ["patch_all_positions_prompt", "patch_z_prompt"]),
+    ] {
+        for stem in stems {
+            let svg = std::fs::read_to_string(out.join(format!("{stem}.svg")))
+                .unwrap_or_else(|e| panic!("{}/{stem}.svg: {e}", out.display()));
+            assert!(
+                !svg.contains("#F2F2F2"),
+                "{}/{stem}.svg has blank cells",
+                out.display()
+            );
+        }
+    }
+    let z = std::fs::read_to_string(per_position.join("patch_z_prompt.svg")).unwrap();
+    for p in 0..4 {
+        assert!(
+            z.contains(&format!("position {p}: ")),
+            "no panel for position {p}"
+        );
+    }
+    let whole = std::fs::read_to_string(all.join("patch_all_positions_prompt.svg")).unwrap();
+    assert!(
+        whole.contains("attn_out") && whole.contains("resid_pre"),
+        "component columns"
+    );
 }

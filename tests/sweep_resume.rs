@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::fixture_model;
+use common::{fixture_model, scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FAMILIES: &[&str] = &["llama", "gemma2", "qwen2", "phi3"];
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-sweep-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A suite valid for the fixtures' (shared) tokenizer, long enough that one model takes a
 /// noticeable time, so that the sweep can be killed between two models.
@@ -190,5 +183,4 @@ fn sweep_killed_after_a_finished_model_resumes_to_the_uninterrupted_result() {
         let tmp = temporaries(dir);
         assert!(tmp.is_empty(), "temporary files left behind: {tmp:?}");
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

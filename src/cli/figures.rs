@@ -505,17 +505,49 @@ fn direction_name(d: Direction) -> &'static str {
     }
 }
 
-/// One heatmap per (item, per-position component): layer × position of the normalized metric,
-/// white at 0; plus one per item for per-head z (layer × head). Stems are
-/// `<prefix>_<component>_<item>`.
-pub fn patch_heatmaps(res: &PatchResult, max_items: usize) -> Vec<(String, String, Heatmap)> {
-    let mut out = Vec::new();
+/// The patching figures of the first `max_items` items as (stem, caption, figure), the
+/// normalized metric on a blue–white–red scale, white at 0:
+/// * a component patched per position: layer × position (columns: clean/corrupted token);
+/// * z patched over all positions: layer × head;
+/// * z patched per position: one layer × head panel per position, all on one colour scale;
+/// * the other components patched over all positions: one layer × component heatmap.
+///
+/// Stems are `<component>_<item>`, and `all_positions_<item>` for the last kind.
+pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, Figure)> {
+    let mut out: Vec<(String, String, Figure)> = Vec::new();
     let metric = metric_label(res.metric);
     let dir = direction_name(res.direction);
+    let colorbar_label = format!("normalized {metric}");
+    // A layer × `cols.len()` heatmap of the rows' normalized metric, `col_of` placing a row.
+    let layer_map = |rows: &[&SweepRow],
+                     title: String,
+                     cols: Vec<String>,
+                     x_label: &str,
+                     col_of: &dyn Fn(&SweepRow) -> Option<usize>| {
+        let mut values = vec![vec![f64::NAN; cols.len()]; res.n_layers];
+        for r in rows {
+            if let Some(c) = col_of(r).filter(|&c| c < cols.len() && r.layer < res.n_layers) {
+                values[r.layer][c] = r.normalized.unwrap_or(f64::NAN);
+            }
+        }
+        Heatmap {
+            title,
+            values,
+            row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
+            col_labels: cols,
+            x_label: x_label.into(),
+            y_label: "layer".into(),
+            annotations: None,
+            scale: Scale::Diverging { center: 0.0 },
+            limits: None,
+            colorbar_label: colorbar_label.clone(),
+            rows_bottom_up: true,
+        }
+    };
+    let heads: Vec<String> = (0..res.n_heads).map(|h| format!("H{h}")).collect();
     for item in res.items.iter().take(max_items) {
         let rows: Vec<&SweepRow> = res.rows.iter().filter(|r| r.item == item.id).collect();
-        let ntok = item.tokens.len();
-        let col_labels: Vec<String> = (0..ntok)
+        let tokens: Vec<String> = (0..item.tokens.len())
             .map(|p| {
                 let clean = token_label(&item.tokens[p]);
                 match item.corrupted_tokens.as_ref().and_then(|c| c.get(p)) {
@@ -525,94 +557,126 @@ pub fn patch_heatmaps(res: &PatchResult, max_items: usize) -> Vec<(String, Strin
             })
             .collect();
         let corrupt = item.corrupted_prompt.as_deref().map(quoted).unwrap_or_default();
+        let pair = format!("{} → {corrupt}", quoted(&item.prompt));
+        let about = format!(
+            "item {}: clean {} vs corrupted {corrupt}",
+            item.id,
+            quoted(&item.prompt)
+        );
+        let effect =
+            "1 = the clean behaviour restored, 0 = no effect (white), negative = pushed the other way";
+        let mut whole: Vec<&str> = Vec::new();
         for comp in &res.components {
             let name = comp.name();
-            let crow: Vec<&&SweepRow> = rows.iter().filter(|r| r.component == name).collect();
+            let crow: Vec<&SweepRow> = rows.iter().copied().filter(|r| r.component == name).collect();
             if crow.is_empty() {
                 continue;
             }
-            if name == "z" {
-                let mut values = vec![vec![f64::NAN; res.n_heads]; res.n_layers];
-                for r in crow.iter().filter(|r| r.position.is_none()) {
-                    if let Some(h) = r.head {
-                        if r.layer < res.n_layers && h < res.n_heads {
-                            values[r.layer][h] = r.normalized.unwrap_or(f64::NAN);
-                        }
-                    }
-                }
-                out.push((
-                    format!("z_{}", slug(&item.id)),
+            let stem = format!("{name}_{}", slug(&item.id));
+            let by_head = |r: &SweepRow| r.head;
+            let (caption, figure): (String, Figure) = match (name == "z", res.per_position) {
+                (true, false) => (
                     format!(
                         "Activation patching ({dir}) of each attention head's output z (all \
-                         positions), item {}: clean {} vs corrupted {corrupt}. Normalized {metric}: \
-                         1 = the clean behaviour restored, 0 = no effect (white).",
-                        item.id,
-                        quoted(&item.prompt)
+                         positions), {about}. Normalized {metric}: {effect}."
                     ),
-                    Heatmap {
-                        title: format!("Patching heads (z), {dir}: {} → {corrupt}", quoted(&item.prompt)),
-                        values,
-                        row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
-                        col_labels: (0..res.n_heads).map(|h| format!("H{h}")).collect(),
-                        x_label: "head".into(),
-                        y_label: "layer".into(),
-                        annotations: None,
-                        scale: Scale::Diverging { center: 0.0 },
-                        limits: None,
-                        colorbar_label: format!("normalized {metric}"),
-                        rows_bottom_up: true,
-                    },
-                ));
-                continue;
-            }
-            let mut values = vec![vec![f64::NAN; ntok]; res.n_layers];
-            let mut per_pos = false;
-            for r in &crow {
-                if let Some(p) = r.position {
-                    if r.layer < res.n_layers && p < ntok {
-                        values[r.layer][p] = r.normalized.unwrap_or(f64::NAN);
-                        per_pos = true;
-                    }
-                }
-            }
-            if !per_pos {
-                continue;
-            }
-            out.push((
-                format!("{name}_{}", slug(&item.id)),
-                format!(
-                    "Activation patching ({dir}) of {} per layer and position, item {}: clean {} vs \
-                     corrupted {corrupt} (columns: clean/corrupted token where they differ). \
-                     Normalized {metric}: 1 = the clean behaviour restored, 0 = no effect (white), \
-                     negative = pushed the other way.",
-                    component_title(name),
-                    item.id,
-                    quoted(&item.prompt)
+                    layer_map(
+                        &crow,
+                        format!("Patching heads (z), {dir}: {pair}"),
+                        heads.clone(),
+                        "head",
+                        &by_head,
+                    )
+                    .into(),
                 ),
-                Heatmap {
-                    title: format!("Patching {name}, {dir}: {} → {corrupt}", quoted(&item.prompt)),
-                    values,
-                    row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
-                    col_labels: col_labels.clone(),
-                    x_label: "position (clean/corrupted token)".into(),
-                    y_label: "layer".into(),
-                    annotations: None,
-                    scale: Scale::Diverging { center: 0.0 },
-                    limits: None,
-                    colorbar_label: format!("normalized {metric}"),
-                    rows_bottom_up: true,
-                },
+                (true, true) => {
+                    let reach = crow
+                        .iter()
+                        .filter_map(|r| r.normalized)
+                        .filter(|v| v.is_finite())
+                        .fold(0.0f64, |m, v| m.max(v.abs()));
+                    let panels = tokens
+                        .iter()
+                        .enumerate()
+                        .map(|(p, token)| {
+                            let at: Vec<&SweepRow> =
+                                crow.iter().copied().filter(|r| r.position == Some(p)).collect();
+                            let title = format!("position {p}: {token}");
+                            let mut h = layer_map(&at, title, heads.clone(), "head", &by_head);
+                            h.limits = Some((-reach, reach)).filter(|_| reach > 0.0);
+                            h.into()
+                        })
+                        .collect();
+                    let title = format!("Patching heads (z) per position, {dir}: {pair}");
+                    (
+                        format!(
+                            "Activation patching ({dir}) of each attention head's output z, one \
+                             position at a time, {about}: a panel per position (clean/corrupted \
+                             token), all on one colour scale. Normalized {metric}: {effect}."
+                        ),
+                        strata_report::Panels {
+                            title,
+                            panels,
+                            columns: 4,
+                        }
+                        .into(),
+                    )
+                }
+                (false, true) => (
+                    format!(
+                        "Activation patching ({dir}) of {} per layer and position, {about} (columns: \
+                         clean/corrupted token where they differ). Normalized {metric}: {effect}.",
+                        component_title(name)
+                    ),
+                    layer_map(
+                        &crow,
+                        format!("Patching {name}, {dir}: {pair}"),
+                        tokens.clone(),
+                        "position (clean/corrupted token)",
+                        &|r| r.position,
+                    )
+                    .into(),
+                ),
+                (false, false) => {
+                    whole.push(name);
+                    continue;
+                }
+            };
+            out.push((stem, caption, figure));
+        }
+        if !whole.is_empty() {
+            let at_once: Vec<&SweepRow> = rows
+                .iter()
+                .copied()
+                .filter(|r| whole.contains(&r.component.as_str()))
+                .collect();
+            let names: Vec<&str> = whole.iter().map(|c| component_title(c)).collect();
+            let figure = layer_map(
+                &at_once,
+                format!("Patching at all positions, {dir}: {pair}"),
+                whole.iter().map(|c| c.to_string()).collect(),
+                "component",
+                &|r| whole.iter().position(|c| *c == r.component),
+            );
+            out.push((
+                format!("all_positions_{}", slug(&item.id)),
+                format!(
+                    "Activation patching ({dir}) of {} per layer, at every position at once, \
+                     {about}. Normalized {metric}: {effect}.",
+                    names.join(", ")
+                ),
+                figure.into(),
             ));
         }
     }
     out
 }
 
-/// Patching figures as `dir/<prefix>_<component>_<item>` for the first `max_items` items.
+/// Patching figures as `dir/<prefix>_<stem>` for the first `max_items` items.
 pub fn patch_figures(res: &PatchResult, dir: &Path, prefix: &str, max_items: usize) -> Result<Vec<Saved>> {
-    patch_heatmaps(res, max_items)
+    patch_plots(res, max_items)
         .into_iter()
-        .map(|(stem, caption, h)| save(dir, &format!("{prefix}_{stem}"), caption, h))
+        .map(|(stem, caption, fig)| save(dir, &format!("{prefix}_{stem}"), caption, fig))
         .collect()
 }
 

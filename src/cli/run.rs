@@ -113,11 +113,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 fn safetensors_bytes(tensors: &HashMap<String, candle_core::Tensor>) -> Result<Vec<u8>> {
-    let tmp = std::env::temp_dir().join(format!("strata-save-{}.safetensors", std::process::id()));
-    candle_core::safetensors::save(tensors, &tmp).context("serialising tensors")?;
-    let bytes = std::fs::read(&tmp)?;
-    std::fs::remove_file(&tmp)?;
-    Ok(bytes)
+    safetensors::serialize(tensors, None).context("serialising tensors")
 }
 
 /// `*` matches any run of characters, `?` one character.

@@ -1,8 +1,8 @@
-//! Helpers shared by the integration tests: fixture paths and tensor comparison.
+//! Helpers shared by the integration tests: fixture paths, scratch folders and tensor comparison.
 #![allow(dead_code)]
 
 use candle_core::{DType, Tensor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,6 +21,53 @@ pub fn real_model(file: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A path in a fresh folder under the system's temp dir; the folder and everything in it are
+/// removed when this is dropped, whether the test passes or panics. Bind it to a variable for as
+/// long as the path is used (`scratch(..).join(..)` alone would outlive the folder).
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+/// A new scratch folder whose name starts with `strata-<name>-`.
+pub fn scratch(name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("strata-{name}-"))
+        .tempdir()
+        .expect("creating a scratch folder in the temp dir");
+    let path = dir.path().to_path_buf();
+    Scratch { _dir: dir, path }
+}
+
+impl Scratch {
+    /// The same folder, standing for `name` inside it (e.g. a file to write there).
+    pub fn child(self, name: impl AsRef<Path>) -> Scratch {
+        Scratch {
+            path: self.path.join(name),
+            _dir: self._dir,
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
 }
 
 /// Max |a - b| over entries where the reference is finite; both must agree on which entries

@@ -229,9 +229,11 @@ fn invalid_items_are_errors_or_reported_skips() {
 
 #[test]
 fn induction_generator_limits_are_errors_not_allocations() {
-    let dir = std::env::temp_dir().join(format!("strata-probe-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gen.jsonl");
+    let dir = tempfile::Builder::new()
+        .prefix("strata-probe-limits-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("gen.jsonl");
     for (line, field) in [
         (
             r#"{"generate":"induction","count":100000000000,"length":4,"repeat":2,"seed":1,"words":["a","b","c","d","e","f","g","h","i"]}"#,

@@ -351,15 +351,18 @@ fn dtype_and_header_only_reads() {
 
 // ---- errors -----------------------------------------------------------------------------------
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strata-gguf-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A fresh folder in the temp dir, removed with its files when dropped.
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strata-gguf-test-")
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn missing_file_is_named() {
-    let path = tmp("does-not-exist.gguf");
+    let dir = tmp();
+    let path = dir.path().join("does-not-exist.gguf");
     let err = load_gguf(&path, DType::F32, &Device::Cpu).unwrap_err();
     assert!(matches!(err, GgufError::NotFound { .. }), "{err:?}");
     let msg = err.to_string();
@@ -374,7 +377,8 @@ fn truncated_file_is_named_before_reading_data() {
     let src = model_path(SMOL.1);
     let bytes = std::fs::read(&src).unwrap();
     // cut in the middle of the tensor data: the header is intact, the last tensors are not
-    let path = tmp("smol-truncated.gguf");
+    let dir = tmp();
+    let path = dir.path().join("smol-truncated.gguf");
     std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let err = load_gguf(&path, DType::F32, &Device::Cpu).unwrap_err();
     let msg = err.to_string();
@@ -396,7 +400,6 @@ fn truncated_file_is_named_before_reading_data() {
     std::fs::write(&path, b"this is not a gguf file, just some text").unwrap();
     let err = load_gguf(&path, DType::F32, &Device::Cpu).unwrap_err();
     assert!(matches!(err, GgufError::Header { .. }), "{err}");
-    std::fs::remove_file(&path).ok();
 }
 
 /// Writes a tiny GGUF file with the given metadata and one F32 tensor.
@@ -411,7 +414,8 @@ fn write_tiny(path: &Path, md: &[(&str, gguf_file::Value)]) {
 #[test]
 fn unknown_architecture_and_missing_key_are_named() {
     use gguf_file::Value as V;
-    let path = tmp("tiny-mamba.gguf");
+    let dir = tmp();
+    let path = dir.path().join("tiny-mamba.gguf");
     write_tiny(&path, &[("general.architecture", V::String("mamba".into()))]);
     let err = load_gguf(&path, DType::F32, &Device::Cpu).unwrap_err();
     let msg = err.to_string();
@@ -421,7 +425,7 @@ fn unknown_architecture_and_missing_key_are_named() {
         "{msg}"
     );
 
-    let path = tmp("tiny-llama.gguf");
+    let path = dir.path().join("tiny-llama.gguf");
     write_tiny(
         &path,
         &[
@@ -440,7 +444,7 @@ fn unknown_architecture_and_missing_key_are_named() {
         "{msg}"
     );
 
-    let path = tmp("tiny-noarch.gguf");
+    let path = dir.path().join("tiny-noarch.gguf");
     write_tiny(&path, &[("general.name", V::String("x".into()))]);
     let err = load_gguf(&path, DType::F32, &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("'general.architecture'"), "{err}");

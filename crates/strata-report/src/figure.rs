@@ -510,17 +510,24 @@ impl HeatLayout {
             cell_h = (180.0 / rows as f64).min(44.0);
         }
         let row_label_w = labels_width(&h.row_labels).min(MAX_LABEL);
-        let col_label_extent = if col_vertical { col_w.min(MAX_LABEL) } else { LABEL };
         let y_axis_w = if h.y_label.is_empty() { 0.0 } else { LABEL * 2.0 };
-        let plot_x = PAD + y_axis_w + row_label_w + 6.0;
-        let plot_y = title_height(&h.title);
-        let plot_w = cols as f64 * cell_w;
-        let plot_h = rows as f64 * cell_h;
+        let left = PAD + y_axis_w + row_label_w + 6.0;
         let bar_label_w = axis_title_room(&h.colorbar_label);
-        let width = fig_width(
-            plot_x + plot_w + 16.0 + 14.0 + 5.0 + tick_w + 6.0 + bar_label_w + PAD,
-            &h.title,
-        );
+        let right = 16.0 + 14.0 + 5.0 + tick_w + 6.0 + bar_label_w + PAD;
+        // Under a title wider than the plot, the cells grow (up to 110 px) into the room the
+        // title makes anyway, and what is left over centres the plot under the title.
+        let title_w = fig_width(0.0, &h.title);
+        if cell_w < 110.0 && left + cols as f64 * cell_w + right < title_w {
+            cell_w = ((title_w - left - right) / cols as f64).min(110.0);
+        }
+        let col_vertical = col_vertical && col_w + 8.0 > cell_w;
+        let col_label_extent = if col_vertical { col_w.min(MAX_LABEL) } else { LABEL };
+        let plot_w = cols as f64 * cell_w;
+        let content = left + plot_w + right;
+        let width = fig_width(content, &h.title);
+        let plot_x = left + (width - content) / 2.0;
+        let plot_y = title_height(&h.title);
+        let plot_h = rows as f64 * cell_h;
         let height = plot_y + plot_h + 8.0 + col_label_extent + axis_title_room(&h.x_label) + PAD;
         Ok(HeatLayout {
             rows,

@@ -1,12 +1,12 @@
-use std::path::PathBuf;
-
 use strata_report::html::Report;
 use strata_report::*;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-report-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder in the temp dir, removed with its files when dropped.
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strata-report-")
+        .tempdir()
+        .unwrap()
 }
 
 fn check_files(f: &FigureFiles) {
@@ -35,7 +35,8 @@ fn small_heatmap() -> Heatmap {
 
 #[test]
 fn heatmap_writes_png_and_svg_with_nan_cells() {
-    let d = tmp("heat");
+    let dir = tmp();
+    let d = dir.path();
     let f = heatmap(&small_heatmap(), d.join("lens")).unwrap();
     assert_eq!(f.png, d.join("lens.png"));
     assert_eq!(f.svg, d.join("lens.svg"));
@@ -51,7 +52,8 @@ fn all_nan_heatmap_still_draws() {
     let mut h = small_heatmap();
     h.values = vec![vec![f64::NAN; 3]; 2];
     h.scale = Scale::Diverging { center: 0.0 };
-    check_files(&heatmap(&h, tmp("nan").join("h")).unwrap());
+    let d = tmp();
+    check_files(&heatmap(&h, d.path().join("h")).unwrap());
 }
 
 #[test]
@@ -73,40 +75,42 @@ fn diverging_scale_is_symmetric_about_its_centre() {
 
 #[test]
 fn empty_and_ragged_inputs_are_clear_errors() {
+    let dir = tmp();
+    let d = dir.path();
     let empty = Heatmap::default();
-    let e = heatmap(&empty, tmp("empty").join("h")).unwrap_err();
+    let e = heatmap(&empty, d.join("h")).unwrap_err();
     assert!(e.to_string().contains("no rows"), "{e}");
 
     let mut ragged = small_heatmap();
     ragged.values[1].pop();
-    let e = heatmap(&ragged, tmp("ragged").join("h")).unwrap_err();
+    let e = heatmap(&ragged, d.join("h")).unwrap_err();
     assert!(e.to_string().contains("row 1 has 2 values"), "{e}");
 
     let mut labels = small_heatmap();
     labels.col_labels.pop();
-    assert!(heatmap(&labels, tmp("labels").join("h")).is_err());
+    assert!(heatmap(&labels, d.join("h")).is_err());
 
-    let e = bars(&Bars::default(), tmp("bars-empty").join("b")).unwrap_err();
+    let e = bars(&Bars::default(), d.join("b")).unwrap_err();
     assert!(e.to_string().contains("no categories"), "{e}");
     let b = Bars {
         categories: vec!["a".into(), "b".into()],
         series: vec![BarSeries::new("s", vec![1.0])],
         ..Default::default()
     };
-    assert!(bars(&b, tmp("bars-ragged").join("b"))
+    assert!(bars(&b, d.join("b"))
         .unwrap_err()
         .to_string()
         .contains("1 values for 2 categories"));
-    let e = lines(&Lines::default(), tmp("lines-empty").join("l")).unwrap_err();
+    let e = lines(&Lines::default(), d.join("l")).unwrap_err();
     assert!(e.to_string().contains("no points"), "{e}");
-    let e = panels(&Panels::default(), tmp("panels-empty").join("p")).unwrap_err();
+    let e = panels(&Panels::default(), d.join("p")).unwrap_err();
     assert!(e.to_string().contains("no panels"), "{e}");
     let log0 = Lines {
         series: vec![LineSeries::new("rank", vec![(0.0, 0.0), (1.0, 3.0)])],
         y_log: true,
         ..Default::default()
     };
-    assert!(lines(&log0, tmp("log0").join("l"))
+    assert!(lines(&log0, d.join("l"))
         .unwrap_err()
         .to_string()
         .contains("y > 0"));
@@ -114,7 +118,8 @@ fn empty_and_ragged_inputs_are_clear_errors() {
 
 #[test]
 fn bars_lines_panels_write_files() {
-    let d = tmp("misc");
+    let dir = tmp();
+    let d = dir.path();
     let b = Bars {
         title: "ablation".into(),
         categories: (0..12).map(|i| i.to_string()).collect(),
@@ -153,7 +158,8 @@ fn bars_lines_panels_write_files() {
 
 #[test]
 fn report_is_self_contained_html() {
-    let d = tmp("html");
+    let dir = tmp();
+    let d = dir.path();
     let mut r = Report::new("strata <report>");
     r.section("Lens")
         .paragraph("a < b & c")
@@ -176,7 +182,7 @@ fn report_is_self_contained_html() {
     assert!(html.contains("href=\"#lens\""));
     assert!(!html.contains("<?xml"));
     // Nothing left behind by the atomic write.
-    let leftovers: Vec<_> = std::fs::read_dir(&d)
+    let leftovers: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
