@@ -210,19 +210,12 @@ fn patch_figures_draw_every_patched_value() {
     run(&per_position, &["--component", "resid_pre,z"]);
     let all = dir.join("all");
     run(&all, &["--component", "resid_pre,attn_out,z", "--all-positions"]);
-    // A blank (NaN) cell is drawn in #F2F2F2; every value of these sweeps is finite.
     for (out, stems) in [
         (&per_position, ["patch_resid_pre_prompt", "patch_z_prompt"]),
         (&all, ["patch_all_positions_prompt", "patch_z_prompt"]),
     ] {
         for stem in stems {
-            let svg = std::fs::read_to_string(out.join(format!("{stem}.svg")))
-                .unwrap_or_else(|e| panic!("{}/{stem}.svg: {e}", out.display()));
-            assert!(
-                !svg.contains("#F2F2F2"),
-                "{}/{stem}.svg has blank cells",
-                out.display()
-            );
+            assert_no_blank_cells(&out.join(format!("{stem}.svg")));
         }
     }
     let z = std::fs::read_to_string(per_position.join("patch_z_prompt.svg")).unwrap();
@@ -237,4 +230,42 @@ fn patch_figures_draw_every_patched_value() {
         whole.contains("attn_out") && whole.contains("resid_pre"),
         "component columns"
     );
+}
+
+/// `strata ablate --per-position` draws a layer × position heatmap per component and a layer ×
+/// head panel per position for heads (it once wrote no figure at all).
+#[test]
+fn ablate_per_position_figures_draw_every_value() {
+    let out = scratch("ablate-figures");
+    let model = fixture_model("llama");
+    strata(&[
+        "ablate",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The king had the",
+        "--target",
+        " time",
+        "--component",
+        "mlp_out,head",
+        "--per-position",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_no_blank_cells(&out.join("ablate_mlp_out_prompt.svg"));
+    let heads = out.join("ablate_head_prompt.svg");
+    assert_no_blank_cells(&heads);
+    let svg = std::fs::read_to_string(heads).unwrap();
+    for p in 0..4 {
+        assert!(
+            svg.contains(&format!("position {p}: ")),
+            "no panel for position {p}"
+        );
+    }
+}
+
+/// Every cell of the SVG figure's heatmaps holds a value: a blank (NaN) cell is drawn in #F2F2F2.
+fn assert_no_blank_cells(svg: &Path) {
+    let text = std::fs::read_to_string(svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    assert!(text.contains("<rect"), "{}: no cells", svg.display());
+    assert!(!text.contains("#F2F2F2"), "{} has blank cells", svg.display());
 }

@@ -297,6 +297,76 @@ pub fn lens_figures(results: &[LensResult], dir: &Path, max_heatmaps: usize) -> 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Layer maps shared by ablation and patching
+
+/// A layer × `cols` heatmap (layer 0 at the bottom) of `value` over `rows`, `col_of` placing a
+/// row in its column; NaN where no row lands. Blue–white–red, white at 0.
+fn layer_heatmap(
+    rows: &[&SweepRow],
+    n_layers: usize,
+    (title, x_label, colorbar_label): (String, &str, &str),
+    cols: Vec<String>,
+    col_of: &dyn Fn(&SweepRow) -> Option<usize>,
+    value: &dyn Fn(&SweepRow) -> f64,
+) -> Heatmap {
+    let mut values = vec![vec![f64::NAN; cols.len()]; n_layers];
+    for r in rows {
+        if let Some(c) = col_of(r).filter(|&c| c < cols.len() && r.layer < n_layers) {
+            values[r.layer][c] = value(r);
+        }
+    }
+    Heatmap {
+        title,
+        values,
+        row_labels: (0..n_layers).map(|l| l.to_string()).collect(),
+        col_labels: cols,
+        x_label: x_label.into(),
+        y_label: "layer".into(),
+        annotations: None,
+        scale: Scale::Diverging { center: 0.0 },
+        limits: None,
+        colorbar_label: colorbar_label.into(),
+        rows_bottom_up: true,
+    }
+}
+
+fn head_labels(n_heads: usize) -> Vec<String> {
+    (0..n_heads).map(|h| format!("H{h}")).collect()
+}
+
+/// Per-head rows swept one position at a time: a layer × head panel per position (titled with
+/// its entry of `positions`), all on one colour scale symmetric about 0.
+fn head_panels_by_position(
+    rows: &[&SweepRow],
+    (n_layers, n_heads): (usize, usize),
+    positions: &[String],
+    (title, colorbar_label): (String, &str),
+    value: &dyn Fn(&SweepRow) -> f64,
+) -> strata_report::Panels {
+    let reach = rows
+        .iter()
+        .map(|r| value(r))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let panels = positions
+        .iter()
+        .enumerate()
+        .map(|(p, token)| {
+            let at: Vec<&SweepRow> = rows.iter().copied().filter(|r| r.position == Some(p)).collect();
+            let label = (format!("position {p}: {token}"), "head", colorbar_label);
+            let mut h = layer_heatmap(&at, n_layers, label, head_labels(n_heads), &|r| r.head, value);
+            h.limits = Some((-reach, reach)).filter(|_| reach > 0.0);
+            h.into()
+        })
+        .collect();
+    strata_report::Panels {
+        title,
+        panels,
+        columns: 5,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ablation
 
 /// Rows to plot: the suite mean when there are several items, else the item's rows.
@@ -422,40 +492,86 @@ pub fn ablate_head_heatmap(res: &AblateResult) -> Option<Heatmap> {
     if heads.is_empty() {
         return None;
     }
-    let mut values = vec![vec![f64::NAN; res.n_heads]; res.n_layers];
-    for r in heads {
-        let h = r.head.unwrap_or(0);
-        if r.layer < res.n_layers && h < res.n_heads {
-            values[r.layer][h] = r.value - res.clean;
-        }
-    }
     let n = res.items.len();
     let over = if n > 1 {
         format!("mean over {n} items")
     } else {
         res.items[0].id.clone()
     };
-    Some(Heatmap {
-        title: format!(
-            "{} ablation of single heads: change in {} (clean {:.3}), {over}",
-            kind_name(res.kind),
-            metric_label(res.metric),
-            res.clean
-        ),
-        values,
-        row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
-        col_labels: (0..res.n_heads).map(|h| format!("H{h}")).collect(),
-        x_label: "head".into(),
-        y_label: "layer".into(),
-        annotations: None,
-        scale: Scale::Diverging { center: 0.0 },
-        limits: None,
-        colorbar_label: format!("Δ {}", metric_label(res.metric)),
-        rows_bottom_up: true,
-    })
+    let title = format!(
+        "{} ablation of single heads: change in {} (clean {:.3}), {over}",
+        kind_name(res.kind),
+        metric_label(res.metric),
+        res.clean
+    );
+    let colorbar = format!("Δ {}", metric_label(res.metric));
+    Some(layer_heatmap(
+        &heads,
+        res.n_layers,
+        (title, "head", &colorbar),
+        head_labels(res.n_heads),
+        &|r| r.head,
+        &|r| r.value - res.clean,
+    ))
 }
 
-/// Ablation figures as `dir/<prefix>_bars` and `dir/<prefix>_heads`.
+/// Ablation one position at a time, for the first `max_items` items: per component a layer ×
+/// position heatmap of (ablated − clean) metric, and for heads a layer × head panel per
+/// position. Stems are `<component>_<item>`.
+pub fn ablate_position_plots(res: &AblateResult, max_items: usize) -> Vec<(String, String, Figure)> {
+    let metric = metric_label(res.metric);
+    let kind = kind_name(res.kind);
+    let colorbar = format!("Δ {metric}");
+    let mut out = Vec::new();
+    for item in res.items.iter().take(max_items) {
+        let tokens: Vec<String> = item.tokens.iter().map(|t| token_label(t)).collect();
+        let delta = |r: &SweepRow| r.value - item.clean;
+        let prompt = quoted(&item.prompt);
+        for comp in &res.components {
+            let name = comp.name();
+            let rows: Vec<&SweepRow> = res
+                .rows
+                .iter()
+                .filter(|r| r.item == item.id && r.component == name && r.position.is_some())
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let caption = format!(
+                "{kind} ablation of {} one position at a time, item {}: change of the {metric} \
+                 relative to the clean run ({:.4}); blue = what was ablated helps the prediction.",
+                component_title(name),
+                item.id,
+                item.clean
+            );
+            let figure: Figure = if name == "head" {
+                let title = format!("{kind} ablation of single heads per position: {prompt}");
+                let shape = (res.n_layers, res.n_heads);
+                head_panels_by_position(&rows, shape, &tokens, (title, &colorbar), &delta).into()
+            } else {
+                let title = format!("{kind} ablation of {name} per position: {prompt}");
+                let label = (title, "position", colorbar.as_str());
+                layer_heatmap(
+                    &rows,
+                    res.n_layers,
+                    label,
+                    tokens.clone(),
+                    &|r| r.position,
+                    &delta,
+                )
+                .into()
+            };
+            out.push((format!("{name}_{}", slug(&item.id)), caption, figure));
+        }
+    }
+    out
+}
+
+/// How many items of a per-position ablation get figures (one set per item).
+const POSITION_FIGURE_ITEMS: usize = 4;
+
+/// Ablation figures as `dir/<prefix>_bars` and `dir/<prefix>_heads` (all positions at once), and
+/// `dir/<prefix>_<component>_<item>` for the first items of a per-position ablation.
 pub fn ablate_figures(
     res: &AblateResult,
     dir: &Path,
@@ -492,6 +608,9 @@ pub fn ablate_figures(
             h,
         )?);
     }
+    for (stem, caption, fig) in ablate_position_plots(res, POSITION_FIGURE_ITEMS) {
+        out.push(save(dir, &format!("{prefix}_{stem}"), caption, fig)?);
+    }
     Ok(out)
 }
 
@@ -517,34 +636,8 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
     let mut out: Vec<(String, String, Figure)> = Vec::new();
     let metric = metric_label(res.metric);
     let dir = direction_name(res.direction);
-    let colorbar_label = format!("normalized {metric}");
-    // A layer × `cols.len()` heatmap of the rows' normalized metric, `col_of` placing a row.
-    let layer_map = |rows: &[&SweepRow],
-                     title: String,
-                     cols: Vec<String>,
-                     x_label: &str,
-                     col_of: &dyn Fn(&SweepRow) -> Option<usize>| {
-        let mut values = vec![vec![f64::NAN; cols.len()]; res.n_layers];
-        for r in rows {
-            if let Some(c) = col_of(r).filter(|&c| c < cols.len() && r.layer < res.n_layers) {
-                values[r.layer][c] = r.normalized.unwrap_or(f64::NAN);
-            }
-        }
-        Heatmap {
-            title,
-            values,
-            row_labels: (0..res.n_layers).map(|l| l.to_string()).collect(),
-            col_labels: cols,
-            x_label: x_label.into(),
-            y_label: "layer".into(),
-            annotations: None,
-            scale: Scale::Diverging { center: 0.0 },
-            limits: None,
-            colorbar_label: colorbar_label.clone(),
-            rows_bottom_up: true,
-        }
-    };
-    let heads: Vec<String> = (0..res.n_heads).map(|h| format!("H{h}")).collect();
+    let colorbar = format!("normalized {metric}");
+    let normalized = |r: &SweepRow| r.normalized.unwrap_or(f64::NAN);
     for item in res.items.iter().take(max_items) {
         let rows: Vec<&SweepRow> = res.rows.iter().filter(|r| r.item == item.id).collect();
         let tokens: Vec<String> = (0..item.tokens.len())
@@ -573,67 +666,57 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
                 continue;
             }
             let stem = format!("{name}_{}", slug(&item.id));
-            let by_head = |r: &SweepRow| r.head;
             let (caption, figure): (String, Figure) = match (name == "z", res.per_position) {
                 (true, false) => (
                     format!(
                         "Activation patching ({dir}) of each attention head's output z (all \
                          positions), {about}. Normalized {metric}: {effect}."
                     ),
-                    layer_map(
+                    layer_heatmap(
                         &crow,
-                        format!("Patching heads (z), {dir}: {pair}"),
-                        heads.clone(),
-                        "head",
-                        &by_head,
+                        res.n_layers,
+                        (format!("Patching heads (z), {dir}: {pair}"), "head", &colorbar),
+                        head_labels(res.n_heads),
+                        &|r| r.head,
+                        &normalized,
                     )
                     .into(),
                 ),
-                (true, true) => {
-                    let reach = crow
-                        .iter()
-                        .filter_map(|r| r.normalized)
-                        .filter(|v| v.is_finite())
-                        .fold(0.0f64, |m, v| m.max(v.abs()));
-                    let panels = tokens
-                        .iter()
-                        .enumerate()
-                        .map(|(p, token)| {
-                            let at: Vec<&SweepRow> =
-                                crow.iter().copied().filter(|r| r.position == Some(p)).collect();
-                            let title = format!("position {p}: {token}");
-                            let mut h = layer_map(&at, title, heads.clone(), "head", &by_head);
-                            h.limits = Some((-reach, reach)).filter(|_| reach > 0.0);
-                            h.into()
-                        })
-                        .collect();
-                    let title = format!("Patching heads (z) per position, {dir}: {pair}");
-                    (
-                        format!(
-                            "Activation patching ({dir}) of each attention head's output z, one \
-                             position at a time, {about}: a panel per position (clean/corrupted \
-                             token), all on one colour scale. Normalized {metric}: {effect}."
+                (true, true) => (
+                    format!(
+                        "Activation patching ({dir}) of each attention head's output z, one \
+                         position at a time, {about}: a panel per position (clean/corrupted \
+                         token), all on one colour scale. Normalized {metric}: {effect}."
+                    ),
+                    head_panels_by_position(
+                        &crow,
+                        (res.n_layers, res.n_heads),
+                        &tokens,
+                        (
+                            format!("Patching heads (z) per position, {dir}: {pair}"),
+                            &colorbar,
                         ),
-                        strata_report::Panels {
-                            title,
-                            panels,
-                            columns: 4,
-                        }
-                        .into(),
+                        &normalized,
                     )
-                }
+                    .into(),
+                ),
                 (false, true) => (
                     format!(
                         "Activation patching ({dir}) of {} per layer and position, {about} (columns: \
                          clean/corrupted token where they differ). Normalized {metric}: {effect}.",
                         component_title(name)
                     ),
-                    layer_map(
+                    layer_heatmap(
                         &crow,
-                        format!("Patching {name}, {dir}: {pair}"),
+                        res.n_layers,
+                        (
+                            format!("Patching {name}, {dir}: {pair}"),
+                            "position (clean/corrupted token)",
+                            &colorbar,
+                        ),
                         tokens.clone(),
-                        "position (clean/corrupted token)",
                         &|r| r.position,
+                        &normalized,
                     )
                     .into(),
                 ),
@@ -651,12 +734,17 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
                 .filter(|r| whole.contains(&r.component.as_str()))
                 .collect();
             let names: Vec<&str> = whole.iter().map(|c| component_title(c)).collect();
-            let figure = layer_map(
+            let figure = layer_heatmap(
                 &at_once,
-                format!("Patching at all positions, {dir}: {pair}"),
+                res.n_layers,
+                (
+                    format!("Patching at all positions, {dir}: {pair}"),
+                    "component",
+                    &colorbar,
+                ),
                 whole.iter().map(|c| c.to_string()).collect(),
-                "component",
                 &|r| whole.iter().position(|c| *c == r.component),
+                &normalized,
             );
             out.push((
                 format!("all_positions_{}", slug(&item.id)),
