@@ -142,6 +142,18 @@ fn unknown_hook_suggests_names() {
             "blocks.0.hook_resid_post",
         ],
     );
+    // A hook this model lacks is an error too, not an empty selection.
+    fails_with(
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--prompt",
+            "The king",
+            "--hooks",
+            "hook_pos_embed",
+        ],
+        &["hook_pos_embed", "no learned position embeddings"],
+    );
 }
 
 #[test]

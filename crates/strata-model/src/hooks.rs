@@ -114,9 +114,16 @@ impl HookPoint {
             .map(|(name, _)| *name)
     }
 
-    /// Parses a name, suggesting the closest valid names of this model when it is unknown.
+    /// Parses a name, suggesting the closest valid names of this model when it is unknown or
+    /// names what this model does not have.
     pub fn parse_for(name: &str, n_layers: usize, learned_positions: bool) -> Result<HookPoint> {
         match name.parse::<HookPoint>() {
+            Ok(HookPoint::PosEmbed) if !learned_positions => Err(ModelError::UnknownHook {
+                name: name.to_string(),
+                suggestion: ": this model has no learned position embeddings (its positions are \
+                             rotary, applied to queries and keys inside attention)"
+                    .to_string(),
+            }),
             Ok(p) if p.layer().is_none_or(|l| l < n_layers) => Ok(p),
             _ => {
                 let all = HookPoint::all(n_layers, learned_positions);
@@ -448,6 +455,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("4 blocks"), "{err}");
+        let err = HookPoint::parse_for("hook_pos_embed", 4, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no learned position embeddings"), "{err}");
+        assert_eq!(
+            HookPoint::parse_for("hook_pos_embed", 4, true).unwrap(),
+            HookPoint::PosEmbed
+        );
     }
 
     #[test]
