@@ -39,7 +39,10 @@ How each hook point is captured (all on the Hugging Face modules, eager attentio
   blocks.L.hook_resid_mid    input of the norm before the MLP (post_attention_layernorm, ln_2;
                              Gemma 2/3: pre_feedforward_layernorm)
   blocks.L.ln2.hook_normalized  output of that norm
+  blocks.L.attn.hook_rot_q/k the query and key the eager attention function is given (after rotary,
+                             before repeat_kv), transposed to [b, p, heads, d_head]; not GPT-2
   blocks.L.mlp.hook_pre      gate_proj output; Phi-3: first half of gate_up_proj output; GPT-2: c_fc out
+  blocks.L.mlp.hook_pre_linear  up_proj output; Phi-3: second half of gate_up_proj output; not GPT-2
   blocks.L.mlp.hook_post     input of down_proj / mlp.c_proj (forward pre-hook)
   blocks.L.hook_mlp_out      output of the MLP module; Gemma 2/3: output of post_feedforward_layernorm
   blocks.L.hook_resid_post   output of decoder layer L
@@ -336,13 +339,15 @@ def randomize(model: torch.nn.Module, family: str, seed: int):
 class AttnRecorder:
     def __init__(self):
         self.active = False
-        self.scores: dict[int, torch.Tensor] = {}
-        self.pattern: dict[int, torch.Tensor] = {}
-        self.raw_max: dict[int, float] = {}
-        self.info: dict[int, dict] = {}
+        self.reset()
 
     def reset(self):
-        self.scores, self.pattern, self.raw_max, self.info = {}, {}, {}, {}
+        self.scores: dict[int, torch.Tensor] = {}
+        self.pattern: dict[int, torch.Tensor] = {}
+        self.rot_q: dict[int, torch.Tensor] = {}
+        self.rot_k: dict[int, torch.Tensor] = {}
+        self.raw_max: dict[int, float] = {}
+        self.info: dict[int, dict] = {}
 
 
 REC = AttnRecorder()
@@ -374,6 +379,9 @@ def _wrap_eager(orig):
         li = module.layer_idx
         REC.scores[li] = s.detach().clone()
         REC.pattern[li] = weights.detach().clone()
+        # the query and key the eager function is given: after rotary, [b, heads, p, e]
+        REC.rot_q[li] = query.transpose(1, 2).detach().clone().contiguous()
+        REC.rot_k[li] = key.transpose(1, 2).detach().clone().contiguous()
         REC.raw_max[li] = raw_max
         REC.info[li] = dict(scaling=float(scaling), softcap=softcap, sliding_window=kwargs.get("sliding_window"))
         return out, weights
@@ -499,8 +507,10 @@ def capture(model, spec, cfg, input_ids):
             reg_out(mlp, f"{pre}.hook_mlp_out")
         if arch == "phi3":
             reg_out(mlp.gate_up_proj, f"{pre}.mlp.hook_pre", lambda t: t[..., :m_dim])
+            reg_out(mlp.gate_up_proj, f"{pre}.mlp.hook_pre_linear", lambda t: t[..., m_dim:])
         else:
             reg_out(mlp.gate_proj, f"{pre}.mlp.hook_pre")
+            reg_out(mlp.up_proj, f"{pre}.mlp.hook_pre_linear")
         reg_in(mlp.down_proj, f"{pre}.mlp.hook_post")
     reg_out(P["norm"], "ln_final.hook_normalized")
 
@@ -517,6 +527,9 @@ def capture(model, spec, cfg, input_ids):
     for l in range(n_layers):
         store[f"blocks.{l}.attn.hook_attn_scores"] = REC.scores[l]
         store[f"blocks.{l}.attn.hook_pattern"] = REC.pattern[l]
+        if arch != "gpt2":
+            store[f"blocks.{l}.attn.hook_rot_q"] = REC.rot_q[l]
+            store[f"blocks.{l}.attn.hook_rot_k"] = REC.rot_k[l]
         assert torch.equal(out.attentions[l], REC.pattern[l]), "output_attentions differ from recorded weights"
     store["logits"] = out.logits.detach().clone()
     return store, out, dict(n_h=n_h, n_g=n_g, e=e, d=d, m=m_dim, n_layers=n_layers,
@@ -525,18 +538,23 @@ def capture(model, spec, cfg, input_ids):
 
 HOOK_ORDER = [
     "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
-    "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
-    "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+    "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+    "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear",
+    "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
 ]
+# What GPT-2 (learned positions, ungated MLP) does not have.
+NOT_GPT2 = {"attn.hook_rot_q", "attn.hook_rot_k", "mlp.hook_pre_linear"}
 
 
 def expected_shapes(dims, b, p, vocab, gpt2):
     n_h, n_g, e, d, m = dims["n_h"], dims["n_g"], dims["e"], dims["d"], dims["m"]
     per = {
         "hook_resid_pre": (b, p, d), "ln1.hook_normalized": (b, p, d), "attn.hook_q": (b, p, n_h, e),
-        "attn.hook_k": (b, p, n_g, e), "attn.hook_v": (b, p, n_g, e), "attn.hook_attn_scores": (b, n_h, p, p),
+        "attn.hook_k": (b, p, n_g, e), "attn.hook_v": (b, p, n_g, e), "attn.hook_rot_q": (b, p, n_h, e),
+        "attn.hook_rot_k": (b, p, n_g, e), "attn.hook_attn_scores": (b, n_h, p, p),
         "attn.hook_pattern": (b, n_h, p, p), "attn.hook_z": (b, p, n_h, e), "hook_attn_out": (b, p, d),
         "hook_resid_mid": (b, p, d), "ln2.hook_normalized": (b, p, d), "mlp.hook_pre": (b, p, m),
+        "mlp.hook_pre_linear": (b, p, m),
         "mlp.hook_post": (b, p, m), "hook_mlp_out": (b, p, d), "hook_resid_post": (b, p, d),
     }
     shapes = {"hook_embed": (b, p, d)}
@@ -544,7 +562,8 @@ def expected_shapes(dims, b, p, vocab, gpt2):
         shapes["hook_pos_embed"] = (b, p, d)
     for l in range(dims["n_layers"]):
         for k in HOOK_ORDER:
-            shapes[f"blocks.{l}.{k}"] = per[k]
+            if not (gpt2 and k in NOT_GPT2):
+                shapes[f"blocks.{l}.{k}"] = per[k]
     shapes["ln_final.hook_normalized"] = (b, p, d)
     shapes["logits"] = (b, p, vocab)
     return shapes
@@ -599,6 +618,8 @@ def sanity(family, model, spec, cfg, store, dims, input_ids):
             else:
                 cos, sin = rot(q, pos_ids)
             q, k = spec["module"].apply_rotary_pos_emb(q, k, cos, sin)
+            close(s("attn.hook_rot_q"), q.transpose(1, 2), f"{family} L{l}: rot_q == rope(q)")
+            close(s("attn.hook_rot_k"), k.transpose(1, 2), f"{family} L{l}: rot_k == rope(k)")
         k = k.repeat_interleave(n_rep, dim=1)
         s2 = torch.matmul(q, k.transpose(2, 3)) * info["scaling"]
         if info["softcap"] is not None:
@@ -621,9 +642,11 @@ def sanity(family, model, spec, cfg, store, dims, input_ids):
             close(s("mlp.hook_post"), mlp.act(s("mlp.hook_pre")), f"{family} L{l}: mlp post")
         elif arch == "phi3":
             up = mlp.gate_up_proj(x)[..., dims["m"]:]
+            close(s("mlp.hook_pre_linear"), up, f"{family} L{l}: mlp pre_linear == up half")
             close(s("mlp.hook_post"), up * mlp.activation_fn(s("mlp.hook_pre")), f"{family} L{l}: mlp post")
         else:
-            close(s("mlp.hook_post"), mlp.act_fn(s("mlp.hook_pre")) * mlp.up_proj(x), f"{family} L{l}: mlp post")
+            close(s("mlp.hook_pre_linear"), mlp.up_proj(x), f"{family} L{l}: mlp pre_linear == up_proj")
+            close(s("mlp.hook_post"), mlp.act_fn(s("mlp.hook_pre")) * s("mlp.hook_pre_linear"), f"{family} L{l}: mlp post")
     # final norm and logits
     last = store[f"blocks.{L - 1}.hook_resid_post"]
     close(P["norm"](last), store["ln_final.hook_normalized"], f"{family}: ln_final(resid_post[-1])", 0)

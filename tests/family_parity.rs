@@ -12,7 +12,7 @@ mod common;
 use candle_core::{IndexOp, Tensor};
 use common::{fixture_model, max_abs, max_abs_diff, scratch};
 use std::collections::HashMap;
-use strata_model::{ActivationCache, HookPoint, LoadOptions, Model, TokenBatch};
+use strata_model::{ActivationCache, HookLayout, HookPoint, LoadOptions, Model, TokenBatch};
 
 const FAMILIES: &[&str] = &[
     "gpt2",
@@ -66,9 +66,8 @@ fn check_family(family: &str, fused: bool, cached: fn(HookPoint) -> bool) -> (f3
         "{family}: logits differ by {logit_err}"
     );
 
-    let learned = model.config.positional_scheme() == "learned";
     let (mut worst, mut worst_name) = (0f32, String::new());
-    for point in HookPoint::all(model.config.n_layers, learned)
+    for point in HookPoint::all(HookLayout::from(&model.config))
         .into_iter()
         .filter(|&p| cached(p))
     {
@@ -135,13 +134,10 @@ fn padded_batches_give_each_prompts_unpadded_result() {
 /// qkv projection, attention in one kernel, gated activation), here as their CPU twins — against
 /// transformers on every family: the decoder's use of the kernels (head slices, rotary tables
 /// shared by the batch or per row, batch masks, z's layout) is checked without a GPU. Hook points
-/// whose hooks would turn a kernel off (q, k, v, attention scores and pattern, MLP
-/// pre-activation) are not cached.
+/// whose hooks would turn a kernel off (`HookPoint::inside_fused_kernels`) are not cached.
 #[test]
 fn fused_kernel_path_matches_transformers() {
-    use HookPoint::{AttnScores, MlpPre, Pattern, K, Q, V};
-    let keeps_fusion =
-        |p: HookPoint| !matches!(p, Q(_) | K(_) | V(_) | AttnScores(_) | Pattern(_) | MlpPre(_));
+    let keeps_fusion = |p: HookPoint| !p.inside_fused_kernels();
     println!("| family | max abs err logits | worst hook | its max abs err |");
     for family in FAMILIES {
         let (logit_err, worst, name) = check_family(family, true, keeps_fusion);

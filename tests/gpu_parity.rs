@@ -430,8 +430,7 @@ struct SyncProfile {
 
 impl strata_model::Hook for SyncProfile {
     fn wants(&self, point: strata_model::HookPoint) -> bool {
-        use strata_model::HookPoint::{AttnScores, MlpPre, Pattern, K, Q, V};
-        !(self.fused_only && matches!(point, Q(_) | K(_) | V(_) | AttnScores(_) | Pattern(_) | MlpPre(_)))
+        !(self.fused_only && point.inside_fused_kernels())
     }
     fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
         self.dev.synchronize()?;

@@ -4,7 +4,7 @@ use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use strata_model::hooks::first_non_finite;
-use strata_model::{ActivationCache, HookPoint, HookSet, TokenBatch};
+use strata_model::{ActivationCache, HookLayout, HookPoint, HookSet, TokenBatch};
 
 use super::common::{prompt_ids, write_atomic, ModelArgs};
 
@@ -35,7 +35,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let model = args.model.load()?;
     let ids = prompt_ids(&model, args.prompt.as_deref(), args.tokens.as_deref())?;
     let c = &model.config;
-    let all = HookPoint::all(c.n_layers, c.positional_scheme() == "learned");
+    let layout = HookLayout::from(c);
+    let all = HookPoint::all(layout);
     let mut selected = Vec::new();
     for pattern in &args.hooks {
         let matched: Vec<HookPoint> = all
@@ -45,7 +46,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .collect();
         if matched.is_empty() {
             // An exact name that does not exist gets the closest suggestions.
-            HookPoint::parse_for(pattern, c.n_layers, c.positional_scheme() == "learned")?;
+            HookPoint::parse_for(pattern, layout)?;
         }
         selected.extend(matched);
     }

@@ -416,6 +416,16 @@ fn visit(hook: &mut dyn Hook, point: HookPoint, act: Tensor) -> Result<Tensor> {
     }
 }
 
+/// [`visit`] for heads held as `[b, heads, p, e]`: the hook sees them as TransformerLens lays
+/// them out, `[b, p, heads, e]`.
+fn visit_heads(hook: &mut dyn Hook, point: HookPoint, heads: Tensor) -> Result<Tensor> {
+    if !hook.wants(point) {
+        return Ok(heads);
+    }
+    let seen = hook.visit(point, heads.transpose(1, 2)?)?;
+    Ok(seen.transpose(1, 2)?.contiguous()?)
+}
+
 impl HookedDecoder {
     /// Builds the decoder from HF-named weights (converted to `vb`'s dtype and device).
     pub fn load(config: ModelConfig, vb: &VarBuilder) -> Result<Self> {
@@ -843,7 +853,8 @@ impl HookedDecoder {
             Some(table) => Some((span.rows_of(&ctx.cos_sin[blk.rope_table], p)?, table.rotary_dim)),
             None => None,
         };
-        let wants_heads = [HookPoint::Q(l), HookPoint::K(l), HookPoint::V(l)]
+        use HookPoint::{RotK, RotQ, K, Q, V};
+        let wants_heads = [Q(l), K(l), V(l), RotQ(l), RotK(l)]
             .iter()
             .any(|&point| hook.wants(point));
         // q/k norms (RMSNorm over each head) go into the same pass where the kernel takes them.
@@ -892,8 +903,16 @@ impl HookedDecoder {
             let mut k = k.transpose(1, 2)?.contiguous()?; // [b, g, p, e]
             let v = v.transpose(1, 2)?.contiguous()?;
             if let Some(((cos, sin), rotary_dim)) = &rope {
-                q = apply_rope(&q, cos, sin, *rotary_dim, self.differentiable)?;
-                k = apply_rope(&k, cos, sin, *rotary_dim, self.differentiable)?;
+                q = visit_heads(
+                    hook,
+                    RotQ(l),
+                    apply_rope(&q, cos, sin, *rotary_dim, self.differentiable)?,
+                )?;
+                k = visit_heads(
+                    hook,
+                    RotK(l),
+                    apply_rope(&k, cos, sin, *rotary_dim, self.differentiable)?,
+                )?;
             }
             (q, k, v)
         };
@@ -965,13 +984,14 @@ impl HookedDecoder {
         let c = &self.config;
         let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.path())?)?;
         let hidden = blk.mlp_in.forward(&normed)?;
-        let post = if c.gated_mlp && self.fused_kernels() && !hook.wants(HookPoint::MlpPre(l)) {
-            // act(gate) * up in one kernel pass over the fused projection, when no hook needs the gate.
+        let wants_halves = hook.wants(HookPoint::MlpPre(l)) || hook.wants(HookPoint::MlpPreLinear(l));
+        let post = if c.gated_mlp && self.fused_kernels() && !wants_halves {
+            // act(gate) * up in one kernel pass over the fused projection, when no hook needs either.
             strata_kernels::gated_act(&hidden, gated_act(c.activation))?
         } else if c.gated_mlp {
             let m = c.d_mlp;
             let gate = visit(hook, HookPoint::MlpPre(l), hidden.narrow(D::Minus1, 0, m)?)?;
-            let up = hidden.narrow(D::Minus1, m, m)?;
+            let up = visit(hook, HookPoint::MlpPreLinear(l), hidden.narrow(D::Minus1, m, m)?)?;
             (activate(&gate, c.activation)? * up)?
         } else {
             let pre = visit(hook, HookPoint::MlpPre(l), hidden)?;

@@ -21,6 +21,8 @@ pub enum HookPoint {
     Q(usize),
     K(usize),
     V(usize),
+    RotQ(usize),
+    RotK(usize),
     AttnScores(usize),
     Pattern(usize),
     Z(usize),
@@ -28,6 +30,7 @@ pub enum HookPoint {
     ResidMid(usize),
     Ln2(usize),
     MlpPre(usize),
+    MlpPreLinear(usize),
     MlpPost(usize),
     MlpOut(usize),
     ResidPost(usize),
@@ -38,23 +41,66 @@ pub enum HookPoint {
 /// Builds a per-block hook point from its layer.
 type BlockHook = fn(usize) -> HookPoint;
 
-/// Per-block hook names, in forward order, with their constructors.
-const BLOCK_HOOKS: &[(&str, BlockHook)] = &[
-    ("hook_resid_pre", HookPoint::ResidPre),
-    ("ln1.hook_normalized", HookPoint::Ln1),
-    ("attn.hook_q", HookPoint::Q),
-    ("attn.hook_k", HookPoint::K),
-    ("attn.hook_v", HookPoint::V),
-    ("attn.hook_attn_scores", HookPoint::AttnScores),
-    ("attn.hook_pattern", HookPoint::Pattern),
-    ("attn.hook_z", HookPoint::Z),
-    ("hook_attn_out", HookPoint::AttnOut),
-    ("hook_resid_mid", HookPoint::ResidMid),
-    ("ln2.hook_normalized", HookPoint::Ln2),
-    ("mlp.hook_pre", HookPoint::MlpPre),
-    ("mlp.hook_post", HookPoint::MlpPost),
-    ("hook_mlp_out", HookPoint::MlpOut),
-    ("hook_resid_post", HookPoint::ResidPost),
+/// Which hook points a model has. Every block has the common ones; learned position embeddings
+/// (GPT-2), rotated queries and keys (rotary models) and the linear half of a gated MLP exist
+/// only where the model has them, as in TransformerLens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookLayout {
+    pub n_layers: usize,
+    pub learned_positions: bool,
+    pub rotary: bool,
+    pub gated_mlp: bool,
+}
+
+impl From<&crate::config::ModelConfig> for HookLayout {
+    fn from(c: &crate::config::ModelConfig) -> Self {
+        HookLayout {
+            n_layers: c.n_layers,
+            learned_positions: c.positional_scheme() == "learned",
+            rotary: c.positional_scheme() == "rotary",
+            gated_mlp: c.gated_mlp,
+        }
+    }
+}
+
+/// What a per-block hook point needs of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    Rotary,
+    GatedMlp,
+}
+
+impl Needs {
+    fn met_by(self, layout: &HookLayout) -> bool {
+        match self {
+            Needs::Nothing => true,
+            Needs::Rotary => layout.rotary,
+            Needs::GatedMlp => layout.gated_mlp,
+        }
+    }
+}
+
+/// Per-block hook names, in forward order, with their constructors and what they need.
+const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
+    ("hook_resid_pre", HookPoint::ResidPre, Needs::Nothing),
+    ("ln1.hook_normalized", HookPoint::Ln1, Needs::Nothing),
+    ("attn.hook_q", HookPoint::Q, Needs::Nothing),
+    ("attn.hook_k", HookPoint::K, Needs::Nothing),
+    ("attn.hook_v", HookPoint::V, Needs::Nothing),
+    ("attn.hook_rot_q", HookPoint::RotQ, Needs::Rotary),
+    ("attn.hook_rot_k", HookPoint::RotK, Needs::Rotary),
+    ("attn.hook_attn_scores", HookPoint::AttnScores, Needs::Nothing),
+    ("attn.hook_pattern", HookPoint::Pattern, Needs::Nothing),
+    ("attn.hook_z", HookPoint::Z, Needs::Nothing),
+    ("hook_attn_out", HookPoint::AttnOut, Needs::Nothing),
+    ("hook_resid_mid", HookPoint::ResidMid, Needs::Nothing),
+    ("ln2.hook_normalized", HookPoint::Ln2, Needs::Nothing),
+    ("mlp.hook_pre", HookPoint::MlpPre, Needs::Nothing),
+    ("mlp.hook_pre_linear", HookPoint::MlpPreLinear, Needs::GatedMlp),
+    ("mlp.hook_post", HookPoint::MlpPost, Needs::Nothing),
+    ("hook_mlp_out", HookPoint::MlpOut, Needs::Nothing),
+    ("hook_resid_post", HookPoint::ResidPost, Needs::Nothing),
 ];
 
 /// Which axes of a hook's tensor are positions and heads (for restricted interventions).
@@ -68,8 +114,9 @@ impl HookPoint {
     pub fn layer(self) -> Option<usize> {
         use HookPoint::*;
         match self {
-            ResidPre(l) | Ln1(l) | Q(l) | K(l) | V(l) | AttnScores(l) | Pattern(l) | Z(l) | AttnOut(l)
-            | ResidMid(l) | Ln2(l) | MlpPre(l) | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
+            ResidPre(l) | Ln1(l) | Q(l) | K(l) | V(l) | RotQ(l) | RotK(l) | AttnScores(l) | Pattern(l)
+            | Z(l) | AttnOut(l) | ResidMid(l) | Ln2(l) | MlpPre(l) | MlpPreLinear(l) | MlpPost(l)
+            | MlpOut(l) | ResidPost(l) => Some(l),
             Embed | PosEmbed | LnFinal | Logits => None,
         }
     }
@@ -78,7 +125,7 @@ impl HookPoint {
     pub fn axes(self) -> Axes {
         use HookPoint::*;
         match self {
-            Q(_) | K(_) | V(_) | Z(_) => Axes {
+            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | Z(_) => Axes {
                 position: 1,
                 head: Some(2),
             },
@@ -93,55 +140,85 @@ impl HookPoint {
         }
     }
 
-    /// Every hook point of a model with `n_layers` blocks, in forward order.
-    pub fn all(n_layers: usize, learned_positions: bool) -> Vec<HookPoint> {
+    /// Hook points held only between the steps that a fused kernel does in one pass (heads split
+    /// and rotated, scores and pattern, a gated MLP's two halves): the decoder leaves that
+    /// kernel's path for a forward whose hooks read or edit one of them.
+    pub fn inside_fused_kernels(self) -> bool {
+        use HookPoint::*;
+        matches!(
+            self,
+            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | AttnScores(_) | Pattern(_) | MlpPre(_) | MlpPreLinear(_)
+        )
+    }
+
+    /// Every hook point of a model, in forward order.
+    pub fn all(layout: HookLayout) -> Vec<HookPoint> {
         let mut out = vec![HookPoint::Embed];
-        if learned_positions {
+        if layout.learned_positions {
             out.push(HookPoint::PosEmbed);
         }
-        for l in 0..n_layers {
-            out.extend(BLOCK_HOOKS.iter().map(|(_, make)| make(l)));
+        for l in 0..layout.n_layers {
+            out.extend(
+                BLOCK_HOOKS
+                    .iter()
+                    .filter(|(_, _, needs)| needs.met_by(&layout))
+                    .map(|(_, make, _)| make(l)),
+            );
         }
         out.extend([HookPoint::LnFinal, HookPoint::Logits]);
         out
     }
 
-    fn block_suffix(self) -> Option<&'static str> {
+    fn block_entry(self) -> Option<&'static (&'static str, BlockHook, Needs)> {
         let l = self.layer()?;
-        BLOCK_HOOKS
-            .iter()
-            .find(|(_, make)| make(l) == self)
-            .map(|(name, _)| *name)
+        BLOCK_HOOKS.iter().find(|(_, make, _)| make(l) == self)
+    }
+
+    /// What keeps a model from having this hook point, if anything.
+    fn missing_from(self, layout: &HookLayout) -> Option<&'static str> {
+        match self {
+            HookPoint::PosEmbed if !layout.learned_positions => Some(
+                "this model has no learned position embeddings (its positions are rotary, applied \
+                 to queries and keys inside attention)",
+            ),
+            p => match p.block_entry().map(|(_, _, needs)| *needs) {
+                Some(Needs::Rotary) if !layout.rotary => {
+                    Some("this model has no rotary embeddings: use attn.hook_q / attn.hook_k")
+                }
+                Some(Needs::GatedMlp) if !layout.gated_mlp => {
+                    Some("this model's MLP is not gated: its one input projection is mlp.hook_pre")
+                }
+                _ => None,
+            },
+        }
     }
 
     /// Parses a name, suggesting the closest valid names of this model when it is unknown or
     /// names what this model does not have.
-    pub fn parse_for(name: &str, n_layers: usize, learned_positions: bool) -> Result<HookPoint> {
-        match name.parse::<HookPoint>() {
-            Ok(HookPoint::PosEmbed) if !learned_positions => Err(ModelError::UnknownHook {
-                name: name.to_string(),
-                suggestion: ": this model has no learned position embeddings (its positions are \
-                             rotary, applied to queries and keys inside attention)"
-                    .to_string(),
-            }),
-            Ok(p) if p.layer().is_none_or(|l| l < n_layers) => Ok(p),
-            _ => {
-                let all = HookPoint::all(n_layers, learned_positions);
-                let mut scored: Vec<(usize, String)> = all
-                    .iter()
-                    .map(|p| (edit_distance(name, &p.to_string()), p.to_string()))
-                    .collect();
-                scored.sort();
-                let best: Vec<String> = scored.into_iter().take(3).map(|(_, n)| n).collect();
-                Err(ModelError::UnknownHook {
-                    name: name.to_string(),
-                    suggestion: format!(
-                        " (this model has {n_layers} blocks); did you mean: {}?",
-                        best.join(", ")
-                    ),
-                })
+    pub fn parse_for(name: &str, layout: HookLayout) -> Result<HookPoint> {
+        let unknown = |suggestion: String| ModelError::UnknownHook {
+            name: name.to_string(),
+            suggestion,
+        };
+        if let Ok(p) = name.parse::<HookPoint>() {
+            if let Some(why) = p.missing_from(&layout) {
+                return Err(unknown(format!(": {why}")));
+            }
+            if p.layer().is_none_or(|l| l < layout.n_layers) {
+                return Ok(p);
             }
         }
+        let mut scored: Vec<(usize, String)> = HookPoint::all(layout)
+            .iter()
+            .map(|p| (edit_distance(name, &p.to_string()), p.to_string()))
+            .collect();
+        scored.sort();
+        let best: Vec<String> = scored.into_iter().take(3).map(|(_, n)| n).collect();
+        Err(unknown(format!(
+            " (this model has {} blocks); did you mean: {}?",
+            layout.n_layers,
+            best.join(", ")
+        )))
     }
 }
 
@@ -156,7 +233,7 @@ impl fmt::Display for HookPoint {
                 f,
                 "blocks.{}.{}",
                 p.layer().unwrap_or(0),
-                p.block_suffix().unwrap_or("?")
+                p.block_entry().map_or("?", |(name, _, _)| *name)
             ),
         }
     }
@@ -182,8 +259,8 @@ impl FromStr for HookPoint {
         let layer: usize = layer.parse().map_err(|_| unknown())?;
         BLOCK_HOOKS
             .iter()
-            .find(|(n, _)| *n == suffix)
-            .map(|(_, make)| make(layer))
+            .find(|(n, _, _)| *n == suffix)
+            .map(|(_, make, _)| make(layer))
             .ok_or_else(unknown)
     }
 }
@@ -435,34 +512,68 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// A layout with every optional hook point, and one with none.
+    const GPT2ISH: HookLayout = HookLayout {
+        n_layers: 2,
+        learned_positions: true,
+        rotary: false,
+        gated_mlp: false,
+    };
+    const LLAMAISH: HookLayout = HookLayout {
+        n_layers: 4,
+        learned_positions: false,
+        rotary: true,
+        gated_mlp: true,
+    };
+
     #[test]
     fn names_round_trip() {
-        for p in HookPoint::all(3, true) {
-            let name = p.to_string();
-            assert_eq!(name.parse::<HookPoint>().unwrap(), p, "{name}");
+        for layout in [GPT2ISH, LLAMAISH] {
+            for p in HookPoint::all(layout) {
+                let name = p.to_string();
+                assert_eq!(name.parse::<HookPoint>().unwrap(), p, "{name}");
+                assert_eq!(HookPoint::parse_for(&name, layout).unwrap(), p, "{name}");
+            }
         }
         assert_eq!(HookPoint::Z(2).to_string(), "blocks.2.attn.hook_z");
-        assert_eq!(HookPoint::all(2, false).len(), 1 + 2 * 15 + 2);
+        assert_eq!(HookPoint::RotQ(1).to_string(), "blocks.1.attn.hook_rot_q");
+        assert_eq!(
+            HookPoint::MlpPreLinear(0).to_string(),
+            "blocks.0.mlp.hook_pre_linear"
+        );
+        // embed + pos_embed, 15 per block, ln_final + logits; rotary and gated MLPs add 3 per block
+        assert_eq!(HookPoint::all(GPT2ISH).len(), 2 + 2 * 15 + 2);
+        assert_eq!(HookPoint::all(LLAMAISH).len(), 1 + 4 * 18 + 2);
     }
 
     #[test]
     fn unknown_hook_suggests_closest() {
-        let err = HookPoint::parse_for("blocks.1.hook_resid_psot", 4, false)
+        let err = HookPoint::parse_for("blocks.1.hook_resid_psot", LLAMAISH)
             .unwrap_err()
             .to_string();
         assert!(err.contains("blocks.1.hook_resid_post"), "{err}");
-        let err = HookPoint::parse_for("blocks.9.hook_resid_pre", 4, false)
+        let err = HookPoint::parse_for("blocks.9.hook_resid_pre", LLAMAISH)
             .unwrap_err()
             .to_string();
         assert!(err.contains("4 blocks"), "{err}");
-        let err = HookPoint::parse_for("hook_pos_embed", 4, false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no learned position embeddings"), "{err}");
-        assert_eq!(
-            HookPoint::parse_for("hook_pos_embed", 4, true).unwrap(),
-            HookPoint::PosEmbed
-        );
+    }
+
+    #[test]
+    fn hooks_a_model_lacks_say_why() {
+        for (name, why) in [
+            ("hook_pos_embed", "no learned position embeddings"),
+            ("blocks.0.attn.hook_rot_q", "no rotary embeddings"),
+            ("blocks.1.attn.hook_rot_k", "no rotary embeddings"),
+            ("blocks.1.mlp.hook_pre_linear", "not gated"),
+        ] {
+            let layout = if name == "hook_pos_embed" {
+                LLAMAISH
+            } else {
+                GPT2ISH
+            };
+            let err = HookPoint::parse_for(name, layout).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(why), "{err}");
+        }
     }
 
     #[test]

@@ -20,6 +20,6 @@ pub use config::{Family, ModelConfig};
 pub use decoder::{ForwardContext, HookedDecoder, KvCache, RunOptions};
 pub use device_memory::{available_device_memory, keep_freed_device_memory};
 pub use error::{ModelError, Result};
-pub use hooks::{ActivationCache, Axes, Edit, Hook, HookPoint, HookSet, Intervention, NoHooks};
+pub use hooks::{ActivationCache, Axes, Edit, Hook, HookLayout, HookPoint, HookSet, Intervention, NoHooks};
 pub use load::{parse_device, parse_dtype, LoadOptions, Model};
 pub use tokenizer::Tokenizer;
