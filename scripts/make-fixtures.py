@@ -35,6 +35,9 @@ How each hook point is captured (all on the Hugging Face modules, eager attentio
   blocks.L.attn.hook_pattern the attention weights the eager function returns (== the
                              `output_attentions=True` weights; checked)
   blocks.L.attn.hook_z       input of o_proj / c_proj (forward pre-hook) reshaped to [b, p, h, d_head]
+  blocks.L.attn.hook_result  computed (transformers never forms it): z of head h times o_proj's columns
+                             h*d_head..(h+1)*d_head, [b, p, h, d]; checked to sum (+ bias, + Gemma 2/3's
+                             post-attention norm) to hook_attn_out
   blocks.L.hook_attn_out     output of o_proj / c_proj; Gemma 2/3: output of post_attention_layernorm
   blocks.L.hook_resid_mid    input of the norm before the MLP (post_attention_layernorm, ln_2;
                              Gemma 2/3: pre_feedforward_layernorm)
@@ -531,6 +534,15 @@ def capture(model, spec, cfg, input_ids):
             store[f"blocks.{l}.attn.hook_rot_q"] = REC.rot_q[l]
             store[f"blocks.{l}.attn.hook_rot_k"] = REC.rot_k[l]
         assert torch.equal(out.attentions[l], REC.pattern[l]), "output_attentions differ from recorded weights"
+    # attn.hook_result: each head's z times its columns of the output projection (transformers
+    # never forms it; TransformerLens' definition), whose sum over heads + bias is o_proj's output.
+    for l, layer in enumerate(P["layers"]):
+        if arch == "gpt2":
+            w_o = layer.attn.c_proj.weight.T  # Conv1D stores [in, out]
+        else:
+            w_o = layer.self_attn.o_proj.weight
+        z = store[f"blocks.{l}.attn.hook_z"]
+        store[f"blocks.{l}.attn.hook_result"] = torch.einsum("bphe,dhe->bphd", z, w_o.detach().reshape(d, n_h, e))
     store["logits"] = out.logits.detach().clone()
     return store, out, dict(n_h=n_h, n_g=n_g, e=e, d=d, m=m_dim, n_layers=n_layers,
                             raw_max=dict(REC.raw_max), attn_info=dict(REC.info))
@@ -539,7 +551,7 @@ def capture(model, spec, cfg, input_ids):
 HOOK_ORDER = [
     "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
     "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
-    "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear",
+    "attn.hook_result", "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear",
     "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
 ]
 # What GPT-2 (learned positions, ungated MLP) does not have.
@@ -552,7 +564,8 @@ def expected_shapes(dims, b, p, vocab, gpt2):
         "hook_resid_pre": (b, p, d), "ln1.hook_normalized": (b, p, d), "attn.hook_q": (b, p, n_h, e),
         "attn.hook_k": (b, p, n_g, e), "attn.hook_v": (b, p, n_g, e), "attn.hook_rot_q": (b, p, n_h, e),
         "attn.hook_rot_k": (b, p, n_g, e), "attn.hook_attn_scores": (b, n_h, p, p),
-        "attn.hook_pattern": (b, n_h, p, p), "attn.hook_z": (b, p, n_h, e), "hook_attn_out": (b, p, d),
+        "attn.hook_pattern": (b, n_h, p, p), "attn.hook_z": (b, p, n_h, e),
+        "attn.hook_result": (b, p, n_h, d), "hook_attn_out": (b, p, d),
         "hook_resid_mid": (b, p, d), "ln2.hook_normalized": (b, p, d), "mlp.hook_pre": (b, p, m),
         "mlp.hook_pre_linear": (b, p, m),
         "mlp.hook_post": (b, p, m), "hook_mlp_out": (b, p, d), "hook_resid_post": (b, p, d),
@@ -606,6 +619,12 @@ def sanity(family, model, spec, cfg, store, dims, input_ids):
         v = s("attn.hook_v").repeat_interleave(n_rep, dim=2)  # b p h e
         z = torch.einsum("bhqk,bkhe->bqhe", pat, v)
         close(s("attn.hook_z"), z, f"{family} L{l}: z == pattern @ v")
+        # attn_out == sum of the heads' results + bias (before Gemma 2/3's post-attention norm)
+        o_proj = model.transformer.h[l].attn.c_proj if arch == "gpt2" else P["layers"][l].self_attn.o_proj
+        heads_sum = s("attn.hook_result").sum(2) + (o_proj.bias if o_proj.bias is not None else 0)
+        if arch == "gemma2":
+            heads_sum = P["layers"][l].post_attention_layernorm(heads_sum)
+        close(s("hook_attn_out"), heads_sum, f"{family} L{l}: attn_out == sum of head results")
         # scores == rotary(q) . rotary(k) * scaling (+ softcap), from the stored pre-rotary q / k
         info = dims["attn_info"][l]
         q = s("attn.hook_q").transpose(1, 2)

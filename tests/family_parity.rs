@@ -165,3 +165,33 @@ fn classic_and_v5_config_layouts_load_the_same_model() {
         assert_eq!(max_abs_diff(&a, &b), 0.0, "{family}");
     }
 }
+
+/// An edit to `attn.hook_result` reaches the residual stream: zeroing one head's result is
+/// zeroing its z (the output is the heads' sum + bias), on every family, both decoder paths.
+#[test]
+fn editing_a_heads_result_equals_editing_its_z() {
+    use strata_model::{Edit, HookSet, Intervention};
+    for family in FAMILIES {
+        for fused in [false, true] {
+            let model = load(family, fused);
+            let refs = reference(family);
+            let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
+            let zeroed = |point: HookPoint| {
+                let mut edit = HookSet::new().with(Intervention::new(point, Edit::Zero).at_heads(vec![1]));
+                model.decoder.forward(&batch, &mut edit).unwrap()
+            };
+            let by_result = zeroed(HookPoint::HeadResult(0));
+            let by_z = zeroed(HookPoint::Z(0));
+            let err = max_abs_diff(&by_result, &by_z);
+            assert!(
+                err <= tolerance(&by_z),
+                "{family} (fused {fused}): differ by {err}"
+            );
+            let untouched = model.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
+            assert!(
+                max_abs_diff(&by_z, &untouched) > 1e-3,
+                "{family}: head 0.1 has no effect"
+            );
+        }
+    }
+}

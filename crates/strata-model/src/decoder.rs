@@ -759,10 +759,43 @@ impl HookedDecoder {
         let blk = &self.blocks[l];
         let z = z.flatten_from(D::Minus2)?;
         let out = blk.out.forward(&z)?;
-        match &blk.post_attn_norm {
+        self.post_attn_norm(l, out)
+    }
+
+    fn post_attn_norm(&self, l: usize, out: Tensor) -> Result<Tensor> {
+        match &self.blocks[l].post_attn_norm {
             Some(n) => n.forward(&out, self.path()),
             None => Ok(out),
         }
+    }
+
+    /// Each head's share of block `l`'s attention output, `[b, p, h, d]` from z `[b, p, h, e]`:
+    /// head h's z times its `e` columns of the output projection (no bias, no post-attention
+    /// norm), so that the output projection is their sum over heads plus the bias.
+    pub fn head_results(&self, l: usize, z: &Tensor) -> Result<Tensor> {
+        let (b, p, h, e) = z.dims4()?;
+        let w = self.blocks[l].out.rows()?; // [d, h * e]
+        let d = w.dim(0)?;
+        let w = w.reshape((d, h, e))?.permute((1, 2, 0))?.contiguous()?; // [h, e, d]
+        let z = z.reshape((b * p, h, e))?.transpose(0, 1)?.contiguous()?; // [h, b * p, e]
+        Ok(z.matmul(&w)?.transpose(0, 1)?.reshape((b, p, h, d))?)
+    }
+
+    /// `hook_attn_out` of block `l` from z, through `attn.hook_result` when a hook wants the
+    /// heads' shares: the output is then their (possibly edited) sum, plus the bias.
+    fn attn_out_hooked(&self, l: usize, z: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
+        let attn_out = if hook.wants(HookPoint::HeadResult(l)) {
+            let result = hook.visit(HookPoint::HeadResult(l), self.head_results(l, z)?)?;
+            let out = result.sum(2)?;
+            let out = match self.blocks[l].out.bias() {
+                Some(bias) => out.broadcast_add(bias)?,
+                None => out,
+            };
+            self.post_attn_norm(l, out)?
+        } else {
+            self.attn_out_from_z(l, z)?
+        };
+        visit(hook, HookPoint::AttnOut(l), attn_out)
     }
 
     /// Logits of a few tokens only: final norm, the unembedding rows of `tokens`, soft-capping.
@@ -938,8 +971,7 @@ impl HookedDecoder {
             // Scores, pattern and their product with v in one kernel; z comes out [b, p, h, e].
             let z = strata_kernels::fused_attention(&q, &k, &v, &mask, c.attn_scale as f32, cap)?;
             let z = visit(hook, HookPoint::Z(l), z)?;
-            let attn_out = self.attn_out_from_z(l, &z)?;
-            return visit(hook, HookPoint::AttnOut(l), attn_out);
+            return self.attn_out_hooked(l, &z, hook);
         }
         let n_keys = k.dim(2)?;
         // Grouped-query attention without copying keys: queries of one kv group side by side.
@@ -974,8 +1006,7 @@ impl HookedDecoder {
             .matmul(&v)?
             .reshape((b, h, p, e))?;
         let z = visit(hook, HookPoint::Z(l), z.transpose(1, 2)?)?; // [b, p, h, e]
-        let attn_out = self.attn_out_from_z(l, &z)?;
-        visit(hook, HookPoint::AttnOut(l), attn_out)
+        self.attn_out_hooked(l, &z, hook)
     }
 
     /// The MLP of block `l` on the residual stream after attention: `hook_mlp_out`.

@@ -26,6 +26,7 @@ pub enum HookPoint {
     AttnScores(usize),
     Pattern(usize),
     Z(usize),
+    HeadResult(usize),
     AttnOut(usize),
     ResidMid(usize),
     Ln2(usize),
@@ -93,6 +94,7 @@ const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
     ("attn.hook_attn_scores", HookPoint::AttnScores, Needs::Nothing),
     ("attn.hook_pattern", HookPoint::Pattern, Needs::Nothing),
     ("attn.hook_z", HookPoint::Z, Needs::Nothing),
+    ("attn.hook_result", HookPoint::HeadResult, Needs::Nothing),
     ("hook_attn_out", HookPoint::AttnOut, Needs::Nothing),
     ("hook_resid_mid", HookPoint::ResidMid, Needs::Nothing),
     ("ln2.hook_normalized", HookPoint::Ln2, Needs::Nothing),
@@ -115,8 +117,8 @@ impl HookPoint {
         use HookPoint::*;
         match self {
             ResidPre(l) | Ln1(l) | Q(l) | K(l) | V(l) | RotQ(l) | RotK(l) | AttnScores(l) | Pattern(l)
-            | Z(l) | AttnOut(l) | ResidMid(l) | Ln2(l) | MlpPre(l) | MlpPreLinear(l) | MlpPost(l)
-            | MlpOut(l) | ResidPost(l) => Some(l),
+            | Z(l) | HeadResult(l) | AttnOut(l) | ResidMid(l) | Ln2(l) | MlpPre(l) | MlpPreLinear(l)
+            | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
             Embed | PosEmbed | LnFinal | Logits => None,
         }
     }
@@ -125,7 +127,7 @@ impl HookPoint {
     pub fn axes(self) -> Axes {
         use HookPoint::*;
         match self {
-            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | Z(_) => Axes {
+            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | Z(_) | HeadResult(_) => Axes {
                 position: 1,
                 head: Some(2),
             },
@@ -541,9 +543,9 @@ mod tests {
             HookPoint::MlpPreLinear(0).to_string(),
             "blocks.0.mlp.hook_pre_linear"
         );
-        // embed + pos_embed, 15 per block, ln_final + logits; rotary and gated MLPs add 3 per block
-        assert_eq!(HookPoint::all(GPT2ISH).len(), 2 + 2 * 15 + 2);
-        assert_eq!(HookPoint::all(LLAMAISH).len(), 1 + 4 * 18 + 2);
+        // embed + pos_embed, 16 per block, ln_final + logits; rotary and gated MLPs add 3 per block
+        assert_eq!(HookPoint::all(GPT2ISH).len(), 2 + 2 * 16 + 2);
+        assert_eq!(HookPoint::all(LLAMAISH).len(), 1 + 4 * 19 + 2);
     }
 
     #[test]
