@@ -19,6 +19,8 @@ How each hook point is captured (all on the Hugging Face modules, eager attentio
                              so already multiplied by sqrt(d_model) in f32)
   hook_pos_embed             output of `wpe` (GPT-2 only)
   blocks.L.hook_resid_pre    input of decoder layer L (forward pre-hook)
+  blocks.L.ln1.hook_scale    computed: sqrt(mean(x^2) + eps) of the norm's input (GPT-2's LayerNorm:
+                             centred first), [b, p, 1]; likewise ln2.hook_scale, ln_final.hook_scale
   blocks.L.ln1.hook_normalized  output of input_layernorm / ln_1
   blocks.L.attn.hook_q/k/v   q/k: output of q_norm/k_norm where they exist (Qwen3, Gemma 3), else the
                              projection output, reshaped to [b, p, heads, d_head]; Phi-3: the fused
@@ -534,6 +536,23 @@ def capture(model, spec, cfg, input_ids):
             store[f"blocks.{l}.attn.hook_rot_q"] = REC.rot_q[l]
             store[f"blocks.{l}.attn.hook_rot_k"] = REC.rot_k[l]
         assert torch.equal(out.attentions[l], REC.pattern[l]), "output_attentions differ from recorded weights"
+    # ln1/ln2/ln_final.hook_scale: what each norm divides its (LayerNorm: centred) input by,
+    # sqrt(mean(x^2) + eps), [b, p, 1] (TransformerLens' definition; transformers never stores it).
+    def scale(norm, x):
+        eps = getattr(norm, "variance_epsilon", None) or norm.eps
+        if arch == "gpt2":
+            x = x - x.mean(-1, keepdim=True)
+        return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+    for l, layer in enumerate(P["layers"]):
+        if arch == "gpt2":
+            ln1, ln2 = layer.ln_1, layer.ln_2
+        else:
+            ln1 = layer.input_layernorm
+            ln2 = layer.pre_feedforward_layernorm if arch == "gemma2" else layer.post_attention_layernorm
+        store[f"blocks.{l}.ln1.hook_scale"] = scale(ln1, store[f"blocks.{l}.hook_resid_pre"])
+        store[f"blocks.{l}.ln2.hook_scale"] = scale(ln2, store[f"blocks.{l}.hook_resid_mid"])
+    store["ln_final.hook_scale"] = scale(P["norm"], store[f"blocks.{len(P['layers']) - 1}.hook_resid_post"])
     # attn.hook_result: each head's z times its columns of the output projection (transformers
     # never forms it; TransformerLens' definition), whose sum over heads + bias is o_proj's output.
     for l, layer in enumerate(P["layers"]):
@@ -549,10 +568,11 @@ def capture(model, spec, cfg, input_ids):
 
 
 HOOK_ORDER = [
-    "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
-    "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
-    "attn.hook_result", "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear",
-    "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+    "hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k",
+    "attn.hook_v", "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores", "attn.hook_pattern",
+    "attn.hook_z", "attn.hook_result", "hook_attn_out", "hook_resid_mid", "ln2.hook_scale",
+    "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post", "hook_mlp_out",
+    "hook_resid_post",
 ]
 # What GPT-2 (learned positions, ungated MLP) does not have.
 NOT_GPT2 = {"attn.hook_rot_q", "attn.hook_rot_k", "mlp.hook_pre_linear"}
@@ -561,7 +581,8 @@ NOT_GPT2 = {"attn.hook_rot_q", "attn.hook_rot_k", "mlp.hook_pre_linear"}
 def expected_shapes(dims, b, p, vocab, gpt2):
     n_h, n_g, e, d, m = dims["n_h"], dims["n_g"], dims["e"], dims["d"], dims["m"]
     per = {
-        "hook_resid_pre": (b, p, d), "ln1.hook_normalized": (b, p, d), "attn.hook_q": (b, p, n_h, e),
+        "hook_resid_pre": (b, p, d), "ln1.hook_scale": (b, p, 1), "ln2.hook_scale": (b, p, 1),
+        "ln1.hook_normalized": (b, p, d), "attn.hook_q": (b, p, n_h, e),
         "attn.hook_k": (b, p, n_g, e), "attn.hook_v": (b, p, n_g, e), "attn.hook_rot_q": (b, p, n_h, e),
         "attn.hook_rot_k": (b, p, n_g, e), "attn.hook_attn_scores": (b, n_h, p, p),
         "attn.hook_pattern": (b, n_h, p, p), "attn.hook_z": (b, p, n_h, e),
@@ -577,6 +598,7 @@ def expected_shapes(dims, b, p, vocab, gpt2):
         for k in HOOK_ORDER:
             if not (gpt2 and k in NOT_GPT2):
                 shapes[f"blocks.{l}.{k}"] = per[k]
+    shapes["ln_final.hook_scale"] = (b, p, 1)
     shapes["ln_final.hook_normalized"] = (b, p, d)
     shapes["logits"] = (b, p, vocab)
     return shapes

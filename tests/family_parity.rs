@@ -195,3 +195,22 @@ fn editing_a_heads_result_equals_editing_its_z() {
         }
     }
 }
+
+/// An edit to a norm's `hook_scale` reaches its output: doubling `ln_final.hook_scale` halves
+/// the final RMSNorm's output, hence the logits (GPT-2's LayerNorm adds a bias after the scale
+/// and Gemma 2 soft-caps its logits: neither is halved).
+#[test]
+fn editing_the_final_norms_scale_reaches_the_logits() {
+    use strata_model::{Edit, HookSet, Intervention};
+    for family in FAMILIES.iter().filter(|f| !matches!(**f, "gpt2" | "gemma2")) {
+        let model = load(family, false);
+        let refs = reference(family);
+        let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
+        let mut doubled = HookSet::new().with(Intervention::new(HookPoint::LnFinalScale, Edit::Scale(2.0)));
+        let halved = model.decoder.forward(&batch, &mut doubled).unwrap();
+        let logits = model.decoder.forward(&batch, &mut strata_model::NoHooks).unwrap();
+        let expected = (logits * 0.5).unwrap();
+        let err = max_abs_diff(&halved, &expected);
+        assert!(err <= tolerance(&expected), "{family}: differ by {err}");
+    }
+}

@@ -46,6 +46,35 @@ impl Norm {
         Ok(y.to_dtype(dtype)?)
     }
 
+    /// `x` in f32, centred for a LayerNorm (an RMSNorm keeps the mean).
+    fn centred(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?;
+        Ok(match self.bias {
+            Some(_) => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?,
+            None => x,
+        })
+    }
+
+    /// What the norm divides centred rows by, `[.., 1]` (TransformerLens' `hook_scale`):
+    /// sqrt(mean(x²) + eps).
+    fn scale(&self, centred: &Tensor) -> Result<Tensor> {
+        Ok((centred.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?)
+    }
+
+    /// The norm with its scale shown to `hook` at `point` (and replaced if the hook edits it),
+    /// in f32 basic ops; the output has `x`'s dtype.
+    fn forward_through_scale(&self, x: &Tensor, point: HookPoint, hook: &mut dyn Hook) -> Result<Tensor> {
+        let centred = self.centred(x)?;
+        let scale = self.scale(&centred)?.to_dtype(x.dtype())?;
+        let scale = hook.visit(point, scale)?.to_dtype(DType::F32)?;
+        let y = centred.broadcast_div(&scale)?.broadcast_mul(&self.weight)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        Ok(y.to_dtype(x.dtype())?)
+    }
+
     /// This RMSNorm as the per-head norm that `split_heads` applies before rotary embeddings.
     fn as_head_norm(&self) -> HeadNorm<'_> {
         HeadNorm {
@@ -806,13 +835,27 @@ impl HookedDecoder {
         softcap(&logits, self.config.final_softcap)
     }
 
+    /// `norm` of `x` shown to the hook at `point`, through its scale at `scale_point` when a hook
+    /// wants that (the fused and candle-nn norms never form it).
+    fn normalize(
+        &self,
+        norm: &Norm,
+        x: &Tensor,
+        (scale_point, point): (HookPoint, HookPoint),
+        hook: &mut dyn Hook,
+    ) -> Result<Tensor> {
+        let y = if hook.wants(scale_point) {
+            norm.forward_through_scale(x, scale_point, hook)?
+        } else {
+            norm.forward(x, self.path())?
+        };
+        visit(hook, point, y)
+    }
+
     /// Final norm, unembedding and soft-capping.
     pub fn unembed_residual(&self, resid: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
-        let x = visit(
-            hook,
-            HookPoint::LnFinal,
-            self.ln_final.forward(resid, self.path())?,
-        )?;
+        let points = (HookPoint::LnFinalScale, HookPoint::LnFinal);
+        let x = self.normalize(&self.ln_final, resid, points, hook)?;
         let logits = self.unembed.forward(&x)?;
         visit(
             hook,
@@ -830,21 +873,12 @@ impl HookedDecoder {
     /// (`[.., k, d]`): the linear map that direct logit attribution splits the residual with.
     /// LayerNorm parts are centred; the norm's bias is a constant and is not attributed.
     pub fn frozen_final_norm(&self, resid: &Tensor, parts: &Tensor) -> Result<Tensor> {
-        let x = resid.to_dtype(DType::F32)?;
-        let mut parts = parts.to_dtype(DType::F32)?;
-        let centre = self.ln_final.bias.is_some();
-        let x = if centre {
-            x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?
-        } else {
-            x
-        };
-        if centre {
-            parts = parts.broadcast_sub(&parts.mean_keepdim(D::Minus1)?)?;
-        }
-        let scale = (x.sqr()?.mean_keepdim(D::Minus1)? + self.ln_final.eps as f64)?.sqrt()?;
-        Ok(parts
+        let norm = &self.ln_final;
+        let scale = norm.scale(&norm.centred(resid)?)?;
+        Ok(norm
+            .centred(parts)?
             .broadcast_div(&scale.unsqueeze(D::Minus2)?)?
-            .broadcast_mul(&self.ln_final.weight)?)
+            .broadcast_mul(&norm.weight)?)
     }
 
     /// Final soft-capping of logits (identity for most families).
@@ -879,7 +913,7 @@ impl HookedDecoder {
         let c = &self.config;
         let (b, p, _) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
-        let normed = visit(hook, HookPoint::Ln1(l), blk.ln1.forward(x, self.path())?)?;
+        let normed = self.normalize(&blk.ln1, x, (HookPoint::Ln1Scale(l), HookPoint::Ln1(l)), hook)?;
         let qkv = blk.qkv.forward(&normed)?;
         let fused = self.fused_kernels();
         let rope = match self.rope_tables.get(blk.rope_table) {
@@ -1013,7 +1047,7 @@ impl HookedDecoder {
     fn mlp(&self, l: usize, x: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
         let blk = &self.blocks[l];
         let c = &self.config;
-        let normed = visit(hook, HookPoint::Ln2(l), blk.ln2.forward(x, self.path())?)?;
+        let normed = self.normalize(&blk.ln2, x, (HookPoint::Ln2Scale(l), HookPoint::Ln2(l)), hook)?;
         let hidden = blk.mlp_in.forward(&normed)?;
         let wants_halves = hook.wants(HookPoint::MlpPre(l)) || hook.wants(HookPoint::MlpPreLinear(l));
         let post = if c.gated_mlp && self.fused_kernels() && !wants_halves {

@@ -17,6 +17,7 @@ pub enum HookPoint {
     Embed,
     PosEmbed,
     ResidPre(usize),
+    Ln1Scale(usize),
     Ln1(usize),
     Q(usize),
     K(usize),
@@ -29,12 +30,14 @@ pub enum HookPoint {
     HeadResult(usize),
     AttnOut(usize),
     ResidMid(usize),
+    Ln2Scale(usize),
     Ln2(usize),
     MlpPre(usize),
     MlpPreLinear(usize),
     MlpPost(usize),
     MlpOut(usize),
     ResidPost(usize),
+    LnFinalScale,
     LnFinal,
     Logits,
 }
@@ -85,6 +88,7 @@ impl Needs {
 /// Per-block hook names, in forward order, with their constructors and what they need.
 const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
     ("hook_resid_pre", HookPoint::ResidPre, Needs::Nothing),
+    ("ln1.hook_scale", HookPoint::Ln1Scale, Needs::Nothing),
     ("ln1.hook_normalized", HookPoint::Ln1, Needs::Nothing),
     ("attn.hook_q", HookPoint::Q, Needs::Nothing),
     ("attn.hook_k", HookPoint::K, Needs::Nothing),
@@ -97,6 +101,7 @@ const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
     ("attn.hook_result", HookPoint::HeadResult, Needs::Nothing),
     ("hook_attn_out", HookPoint::AttnOut, Needs::Nothing),
     ("hook_resid_mid", HookPoint::ResidMid, Needs::Nothing),
+    ("ln2.hook_scale", HookPoint::Ln2Scale, Needs::Nothing),
     ("ln2.hook_normalized", HookPoint::Ln2, Needs::Nothing),
     ("mlp.hook_pre", HookPoint::MlpPre, Needs::Nothing),
     ("mlp.hook_pre_linear", HookPoint::MlpPreLinear, Needs::GatedMlp),
@@ -116,10 +121,10 @@ impl HookPoint {
     pub fn layer(self) -> Option<usize> {
         use HookPoint::*;
         match self {
-            ResidPre(l) | Ln1(l) | Q(l) | K(l) | V(l) | RotQ(l) | RotK(l) | AttnScores(l) | Pattern(l)
-            | Z(l) | HeadResult(l) | AttnOut(l) | ResidMid(l) | Ln2(l) | MlpPre(l) | MlpPreLinear(l)
-            | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
-            Embed | PosEmbed | LnFinal | Logits => None,
+            ResidPre(l) | Ln1Scale(l) | Ln1(l) | Q(l) | K(l) | V(l) | RotQ(l) | RotK(l) | AttnScores(l)
+            | Pattern(l) | Z(l) | HeadResult(l) | AttnOut(l) | ResidMid(l) | Ln2Scale(l) | Ln2(l)
+            | MlpPre(l) | MlpPreLinear(l) | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
+            Embed | PosEmbed | LnFinalScale | LnFinal | Logits => None,
         }
     }
 
@@ -142,14 +147,25 @@ impl HookPoint {
         }
     }
 
-    /// Hook points held only between the steps that a fused kernel does in one pass (heads split
-    /// and rotated, scores and pattern, a gated MLP's two halves): the decoder leaves that
-    /// kernel's path for a forward whose hooks read or edit one of them.
+    /// Hook points held only between the steps that a fused kernel does in one pass (a norm's
+    /// scale, heads split and rotated, scores and pattern, a gated MLP's two halves): the decoder
+    /// leaves that kernel's path for a forward whose hooks read or edit one of them.
     pub fn inside_fused_kernels(self) -> bool {
         use HookPoint::*;
         matches!(
             self,
-            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | AttnScores(_) | Pattern(_) | MlpPre(_) | MlpPreLinear(_)
+            Ln1Scale(_)
+                | Ln2Scale(_)
+                | LnFinalScale
+                | Q(_)
+                | K(_)
+                | V(_)
+                | RotQ(_)
+                | RotK(_)
+                | AttnScores(_)
+                | Pattern(_)
+                | MlpPre(_)
+                | MlpPreLinear(_)
         )
     }
 
@@ -167,7 +183,7 @@ impl HookPoint {
                     .map(|(_, make, _)| make(l)),
             );
         }
-        out.extend([HookPoint::LnFinal, HookPoint::Logits]);
+        out.extend([HookPoint::LnFinalScale, HookPoint::LnFinal, HookPoint::Logits]);
         out
     }
 
@@ -229,6 +245,7 @@ impl fmt::Display for HookPoint {
         match self {
             HookPoint::Embed => f.write_str("hook_embed"),
             HookPoint::PosEmbed => f.write_str("hook_pos_embed"),
+            HookPoint::LnFinalScale => f.write_str("ln_final.hook_scale"),
             HookPoint::LnFinal => f.write_str("ln_final.hook_normalized"),
             HookPoint::Logits => f.write_str("logits"),
             p => write!(
@@ -252,6 +269,7 @@ impl FromStr for HookPoint {
         match name {
             "hook_embed" => return Ok(HookPoint::Embed),
             "hook_pos_embed" => return Ok(HookPoint::PosEmbed),
+            "ln_final.hook_scale" => return Ok(HookPoint::LnFinalScale),
             "ln_final.hook_normalized" => return Ok(HookPoint::LnFinal),
             "logits" => return Ok(HookPoint::Logits),
             _ => {}
@@ -543,9 +561,10 @@ mod tests {
             HookPoint::MlpPreLinear(0).to_string(),
             "blocks.0.mlp.hook_pre_linear"
         );
-        // embed + pos_embed, 16 per block, ln_final + logits; rotary and gated MLPs add 3 per block
-        assert_eq!(HookPoint::all(GPT2ISH).len(), 2 + 2 * 16 + 2);
-        assert_eq!(HookPoint::all(LLAMAISH).len(), 1 + 4 * 19 + 2);
+        // embed + pos_embed, 18 per block, ln_final's scale + output and logits; rotary and gated
+        // MLPs add 3 per block
+        assert_eq!(HookPoint::all(GPT2ISH).len(), 2 + 2 * 18 + 3);
+        assert_eq!(HookPoint::all(LLAMAISH).len(), 1 + 4 * 21 + 3);
     }
 
     #[test]
