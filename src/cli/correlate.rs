@@ -77,6 +77,14 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
             unmatched.join(", ")
         }
     );
+    if rows.len() < 3 {
+        anyhow::bail!(
+            "{}: {} model(s) found in the dataset, a correlation needs at least 3: sweep more models \
+             (strata sweep --models FILE=HF_ID, so that the ids match the dataset's model_id column)",
+            args.findings.display(),
+            rows.len()
+        );
+    }
     if rows.len() < MIN_MEANINGFUL_N {
         println!(
             "warning: n = {} models; correlations over fewer than {MIN_MEANINGFUL_N} models mean nothing — \
