@@ -11,7 +11,8 @@ Run through `bash scripts/make-fixtures.sh` (sets up the venv). For every family
   tokenizer.json            a tiny byte-level BPE trained here on a built-in English text (same for all)
   reference.safetensors     input ids, logits and every hook point of docs/hooks.md for every layer,
                             plus a right- and a left-padded batch with the logits of each prompt alone
-  reference.json            family, prompts, token ids, the shapes stored, model facts
+  reference.json            family, prompts, token ids, the shapes stored, model facts, and the ids
+                            transformers' greedy `generate` adds to the prompt (`greedy_new_ids`)
 
 How each hook point is captured (all on the Hugging Face modules, eager attention, f32, CPU):
 
@@ -711,6 +712,25 @@ def sanity(family, model, spec, cfg, store, dims, input_ids):
 
 
 # ----------------------------------------------------------------------------------------------
+# Greedy generation
+# ----------------------------------------------------------------------------------------------
+
+GREEDY_TOKENS = 8
+
+
+@torch.no_grad()
+def greedy(model, ids):
+    """transformers' `generate` without sampling: up to GREEDY_TOKENS new ids, ending at the
+    first end-of-sequence id if one comes (what `strata generate` prints)."""
+    out = model.generate(torch.tensor([ids]), max_new_tokens=GREEDY_TOKENS, do_sample=False, pad_token_id=PAD_ID)
+    new = out[0, len(ids):].tolist()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    end = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+    return new[:end]
+
+
+# ----------------------------------------------------------------------------------------------
 # Batches
 # ----------------------------------------------------------------------------------------------
 
@@ -831,6 +851,7 @@ def build(family, cls, cfg, spec, tok, out_dir: Path, seed: int):
         "torch_version": torch.__version__.split("+")[0],
         "prompt": PROMPT,
         "input_ids": ids,
+        "greedy_new_ids": greedy(model, ids),
         "batch_prompts": BATCH_PROMPTS,
         "batch_input_ids": batch_seqs,
         "pad_token_id": PAD_ID,
