@@ -269,3 +269,40 @@ fn assert_no_blank_cells(svg: &Path) {
     assert!(text.contains("<rect"), "{}: no cells", svg.display());
     assert!(!text.contains("#F2F2F2"), "{} has blank cells", svg.display());
 }
+
+/// `strata trace` writes its JSON and CSV and one token × layer figure per restoration kind, with
+/// a value in every cell.
+#[test]
+fn trace_writes_results_and_full_figures() {
+    let out = scratch("trace");
+    let model = fixture_model("llama");
+    strata(&[
+        "trace",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The king had the",
+        "--target",
+        " time",
+        "--subject",
+        "king",
+        "--samples",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_files(&out, &["trace.json", "trace.csv"]);
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trace.json")).unwrap()).unwrap();
+    // every (kind, layer, token) once: 3 kinds × the fixture's layers × 4 tokens
+    let layers = trace["n_layers"].as_u64().unwrap() as usize;
+    assert_eq!(trace["rows"].as_array().unwrap().len(), 3 * layers * 4);
+    let svgs: Vec<_> = std::fs::read_dir(&*out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "svg"))
+        .collect();
+    assert_eq!(svgs.len(), 3, "one figure per kind (hidden, mlp, attn): {svgs:?}");
+    for svg in &svgs {
+        assert_no_blank_cells(svg);
+    }
+}

@@ -1,5 +1,6 @@
-//! `strata correlate --findings models.csv`: per-model findings joined to the bundled dataset by
-//! model id, correlated with every numeric column.
+//! The CLI over the bundled dataset: `strata dataset describe`, and `strata correlate --findings
+//! models.csv` (per-model findings joined to the dataset by model id, correlated with every numeric
+//! column).
 
 mod common;
 
@@ -15,19 +16,55 @@ fn strata(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-/// `n_layers` of each model id, read from the bundled dataset.
-fn n_layers(ids: &[&str]) -> Vec<f64> {
+/// The bundled dataset's `model_id`s with the values of `column` (empty where missing).
+fn dataset_column(column: &str) -> Vec<(String, String)> {
     let mut reader = csv::Reader::from_path(repo_root().join("data/structure_performance.csv")).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let (id_col, layers_col) = (col("model_id"), col("n_layers"));
-    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
-    ids.iter()
-        .map(|id| {
-            let rec = records.iter().find(|r| &r[id_col] == *id).unwrap();
-            rec[layers_col].parse().unwrap()
+    let (id_col, value_col) = (col("model_id"), col(column));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[id_col].to_string(), r[value_col].to_string())
         })
         .collect()
+}
+
+/// `n_layers` of each model id, read from the bundled dataset.
+fn n_layers(ids: &[&str]) -> Vec<f64> {
+    let column = dataset_column("n_layers");
+    ids.iter()
+        .map(|id| column.iter().find(|(m, _)| m == id).unwrap().1.parse().unwrap())
+        .collect()
+}
+
+/// `dataset describe` reports, per column, statistics of the values present: the n_layers row's
+/// count, median and maximum are those of the CSV's column.
+#[test]
+fn describe_reports_the_columns_statistics() {
+    let mut layers: Vec<f64> = dataset_column("n_layers")
+        .into_iter()
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    layers.sort_by(f64::total_cmp);
+    let n = layers.len();
+    let median = if n % 2 == 1 {
+        layers[n / 2]
+    } else {
+        (layers[n / 2 - 1] + layers[n / 2]) / 2.0
+    };
+    let (ok, stdout, stderr) = strata(&["dataset", "describe"]);
+    assert!(ok, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("| n_layers |"))
+        .unwrap_or_else(|| panic!("no n_layers row:\n{stdout}"));
+    // | Column | Mean | Mode | Q1 | Q2 | Q3 | Max | Skewness | Kurtosis | Miss Rate | n |
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    assert_eq!(cells[5].parse::<f64>().unwrap(), median, "Q2: {line}");
+    assert_eq!(cells[7].parse::<f64>().unwrap(), layers[n - 1], "Max: {line}");
+    assert_eq!(cells[11], n.to_string(), "n: {line}");
 }
 
 /// A models.csv as `strata sweep` writes it, with `first_top1_relative_depth` = `depth` per model.
