@@ -127,15 +127,21 @@ fn unsupported_architecture_lists_supported_ones() {
 #[test]
 fn unknown_hook_suggests_names() {
     let m = fixture_model("llama");
-    fails_with(
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--prompt",
-            "The king",
-            "--hooks",
-            "blocks.0.hook_resid_psot",
-        ],
+    let run_with_hook = |hook: &str, fragments: &[&str]| {
+        fails_with(
+            &[
+                "run",
+                m.to_str().unwrap(),
+                "--prompt",
+                "The king",
+                "--hooks",
+                hook,
+            ],
+            fragments,
+        )
+    };
+    run_with_hook(
+        "blocks.0.hook_resid_psot",
         &[
             "blocks.0.hook_resid_psot",
             "did you mean",
@@ -143,15 +149,8 @@ fn unknown_hook_suggests_names() {
         ],
     );
     // A hook this model lacks is an error too, not an empty selection.
-    fails_with(
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--prompt",
-            "The king",
-            "--hooks",
-            "hook_pos_embed",
-        ],
+    run_with_hook(
+        "hook_pos_embed",
         &["hook_pos_embed", "no learned position embeddings"],
     );
 }

@@ -10,22 +10,10 @@
 mod common;
 
 use candle_core::{IndexOp, Tensor};
-use common::{fixture_model, max_abs, max_abs_diff, scratch};
+use common::{fixture_model, max_abs, max_abs_diff, scratch, FAMILIES};
 use std::collections::HashMap;
 use strata_model::{ActivationCache, HookLayout, HookPoint, LoadOptions, Model, TokenBatch};
 
-const FAMILIES: &[&str] = &[
-    "gpt2",
-    "llama",
-    "llama_tied",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "gemma3",
-    "phi3",
-];
 const RELATIVE_TOLERANCE: f32 = 4e-6;
 
 fn tolerance(reference: &Tensor) -> f32 {

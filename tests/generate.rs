@@ -3,21 +3,8 @@
 
 mod common;
 
-use common::fixture_model;
+use common::{fixture_model, FAMILIES};
 use std::process::Command;
-
-const FAMILIES: &[&str] = &[
-    "gpt2",
-    "llama",
-    "llama_tied",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "gemma3",
-    "phi3",
-];
 
 fn ids_of(value: &serde_json::Value) -> Vec<u64> {
     value

@@ -8,6 +8,20 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The fixture families under tests/fixtures/models (scripts/make-fixtures.py).
+pub const FAMILIES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "llama_tied",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+];
+
 pub fn fixture_model(family: &str) -> PathBuf {
     repo_root().join("tests/fixtures/models").join(family)
 }
