@@ -124,6 +124,36 @@ fn unsupported_architecture_lists_supported_ones() {
     inspect_fails_with(&d, &["mamba", "gemma3_text", "phi3"]);
 }
 
+/// `strata inspect` lists the hook points this model has, per block once.
+#[test]
+fn inspect_lists_the_models_hook_points() {
+    let listed = |family: &str| {
+        let (code, stdout, stderr) = strata(&["inspect", fixture_model(family).to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        let start = stdout.find("hook points").unwrap_or_else(|| panic!("{stdout}"));
+        stdout[start..]
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let llama = listed("llama");
+    for name in [
+        "hook_embed",
+        "blocks.{l}.attn.hook_rot_q",
+        "blocks.{l}.mlp.hook_pre_linear",
+        "logits",
+    ] {
+        assert!(llama.iter().any(|l| l == name), "llama lacks {name}: {llama:?}");
+    }
+    assert!(!llama.iter().any(|l| l == "hook_pos_embed"));
+    let gpt2 = listed("gpt2");
+    assert!(gpt2.iter().any(|l| l == "hook_pos_embed"), "{gpt2:?}");
+    assert!(!gpt2
+        .iter()
+        .any(|l| l.contains("hook_rot_") || l.contains("hook_pre_linear")));
+}
+
 #[test]
 fn unknown_hook_suggests_names() {
     let m = fixture_model("llama");

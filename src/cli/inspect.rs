@@ -1,6 +1,7 @@
 //! `strata inspect`: the architecture table of a model, or one CSV row joinable to the dataset.
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use strata_model::{HookLayout, HookPoint};
 
 use super::common::ModelArgs;
 
@@ -71,6 +72,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 .map(|(g, t, n)| serde_json::json!({"group": g, "type": t, "tensors": n}))
                 .collect();
             obj.insert("stored_types".into(), serde_json::Value::Array(groups));
+            obj.insert("hook_points".into(), serde_json::json!(hook_names(c)));
             println!("{}", serde_json::to_string_pretty(&obj)?);
         }
         Format::Table => {
@@ -83,6 +85,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 .map(|w| w.map_or("full".into(), |w| w.to_string()))
                 .collect();
             println!("{:<16} {}", "attention", windows.join(" "));
+            println!("\nhook points (l = 0..{}):", c.n_layers.saturating_sub(1));
+            for name in hook_names(c) {
+                println!("  {name}");
+            }
             if !model.stored_types.is_empty() {
                 println!("\nstored tensor types (group, type, tensors):");
                 for (g, t, n) in &model.stored_types {
@@ -92,4 +98,16 @@ pub fn run(args: InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model's hook points in forward order, each per-block one once as `blocks.{l}.…`.
+fn hook_names(c: &strata_model::ModelConfig) -> Vec<String> {
+    let one_block = HookLayout {
+        n_layers: 1,
+        ..HookLayout::from(c)
+    };
+    HookPoint::all(one_block)
+        .iter()
+        .map(|p| p.to_string().replacen("blocks.0.", "blocks.{l}.", 1))
+        .collect()
 }
