@@ -218,13 +218,7 @@ fn patch_figures_draw_every_patched_value() {
             assert_no_blank_cells(&out.join(format!("{stem}.svg")));
         }
     }
-    let z = std::fs::read_to_string(per_position.join("patch_z_prompt.svg")).unwrap();
-    for p in 0..4 {
-        assert!(
-            z.contains(&format!("position {p}: ")),
-            "no panel for position {p}"
-        );
-    }
+    assert_panel_per_position(&per_position.join("patch_z_prompt.svg"), 4);
     let whole = std::fs::read_to_string(all.join("patch_all_positions_prompt.svg")).unwrap();
     assert!(
         whole.contains("attn_out") && whole.contains("resid_pre"),
@@ -254,11 +248,17 @@ fn ablate_per_position_figures_draw_every_value() {
     assert_no_blank_cells(&out.join("ablate_mlp_out_prompt.svg"));
     let heads = out.join("ablate_head_prompt.svg");
     assert_no_blank_cells(&heads);
-    let svg = std::fs::read_to_string(heads).unwrap();
-    for p in 0..4 {
+    assert_panel_per_position(&heads, 4);
+}
+
+/// The SVG figure has a panel titled `position {p}: …` for each of the first `positions`.
+fn assert_panel_per_position(svg: &Path, positions: usize) {
+    let text = std::fs::read_to_string(svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    for p in 0..positions {
         assert!(
-            svg.contains(&format!("position {p}: ")),
-            "no panel for position {p}"
+            text.contains(&format!("position {p}: ")),
+            "{}: no panel for position {p}",
+            svg.display()
         );
     }
 }

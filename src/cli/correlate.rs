@@ -8,6 +8,8 @@ use strata_dataset::stats::{complete_pairs, pearson, spearman};
 
 /// Below this many models a correlation is reported but flagged as meaningless.
 const MIN_MEANINGFUL_N: usize = 8;
+/// Below this many models (or complete pairs) no correlation is computed.
+const MIN_COMPUTABLE_N: usize = 3;
 
 #[derive(Args, Debug)]
 pub struct CorrelateArgs {
@@ -77,10 +79,11 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
             unmatched.join(", ")
         }
     );
-    if rows.len() < 3 {
+    if rows.len() < MIN_COMPUTABLE_N {
         anyhow::bail!(
-            "{}: {} model(s) found in the dataset, a correlation needs at least 3: sweep more models \
-             (strata sweep --models FILE=HF_ID, so that the ids match the dataset's model_id column)",
+            "{}: {} model(s) found in the dataset, a correlation needs at least {MIN_COMPUTABLE_N}: \
+             sweep more models (strata sweep --models FILE=HF_ID, so that the ids match the \
+             dataset's model_id column)",
             args.findings.display(),
             rows.len()
         );
@@ -101,7 +104,7 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
             let values = ds.numeric(column).expect("numeric column");
             let y: Vec<Option<f64>> = rows.iter().map(|(i, _)| values[*i]).collect();
             let (xs, ys) = complete_pairs(&x, &y);
-            if xs.len() < 3 {
+            if xs.len() < MIN_COMPUTABLE_N {
                 println!("| {name} | {} | {} | – | – | – | – |", column.name(), xs.len());
                 continue;
             }

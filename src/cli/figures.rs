@@ -608,9 +608,11 @@ pub fn ablate_figures(
             h,
         )?);
     }
-    for (stem, caption, fig) in ablate_position_plots(res, POSITION_FIGURE_ITEMS) {
-        out.push(save(dir, &format!("{prefix}_{stem}"), caption, fig)?);
-    }
+    out.extend(save_plots(
+        dir,
+        prefix,
+        ablate_position_plots(res, POSITION_FIGURE_ITEMS),
+    )?);
     Ok(out)
 }
 
@@ -665,7 +667,6 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
             if crow.is_empty() {
                 continue;
             }
-            let stem = format!("{name}_{}", slug(&item.id));
             let (caption, figure): (String, Figure) = match (name == "z", res.per_position) {
                 (true, false) => (
                     format!(
@@ -725,7 +726,7 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
                     continue;
                 }
             };
-            out.push((stem, caption, figure));
+            out.push((format!("{name}_{}", slug(&item.id)), caption, figure));
         }
         if !whole.is_empty() {
             let at_once: Vec<&SweepRow> = rows
@@ -762,7 +763,12 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
 
 /// Patching figures as `dir/<prefix>_<stem>` for the first `max_items` items.
 pub fn patch_figures(res: &PatchResult, dir: &Path, prefix: &str, max_items: usize) -> Result<Vec<Saved>> {
-    patch_plots(res, max_items)
+    save_plots(dir, prefix, patch_plots(res, max_items))
+}
+
+/// Writes (stem, caption, figure) triples as `dir/<prefix>_<stem>`.
+fn save_plots(dir: &Path, prefix: &str, plots: Vec<(String, String, Figure)>) -> Result<Vec<Saved>> {
+    plots
         .into_iter()
         .map(|(stem, caption, fig)| save(dir, &format!("{prefix}_{stem}"), caption, fig))
         .collect()

@@ -532,7 +532,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// A layout with every optional hook point, and one with none.
+    /// GPT-2's kind of model (learned positions, ungated MLP) and Llama's (rotary, gated MLP).
     const GPT2ISH: HookLayout = HookLayout {
         n_layers: 2,
         learned_positions: true,

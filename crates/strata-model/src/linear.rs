@@ -74,11 +74,11 @@ impl Linear {
         })
     }
 
-    /// The weight as `[n_out, n_in]` (a copy for panels).
     pub(crate) fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
 
+    /// The weight as `[n_out, n_in]` (a copy for panels).
     pub(crate) fn rows(&self) -> Result<Tensor> {
         Ok(match &self.weight {
             Weight::Rows(w) => w.clone(),
