@@ -103,37 +103,43 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
     T *p_tile = reinterpret_cast<T *>(s_tile[warp]);
 
-    // The block's queries (zeros past the end) into fragments kept for every key tile, or kept in
-    // shared memory (head dim 256) and loaded into fragments as each product needs them.
+    // The block's queries (zeros past the end) on their way into shared memory while the mask is
+    // read; then into fragments kept for every key tile, or kept in shared memory (head dim 256)
+    // and loaded into fragments as each product needs them.
     using QueryFragment = wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major>;
     DYNAMIC_SHARED(T, q_shared);
     if (Q_SHARED && dynamic_shared_bytes() < FA_BQ * LD * sizeof(T)) __trap(); // launched without room for Q
     T *q_tile = Q_SHARED ? q_shared : kv[0];
     load_tile<T, E>(q_tile, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
-    __pipeline_wait_prior(0);
-    __syncthreads();
-    QueryFragment qf[Q_SHARED ? 1 : E / 16];
-    if constexpr (!Q_SHARED)
-        for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], q_tile + warp * 16 * LD + kk * 16, LD);
 
-    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). This
-    // lane's query row and its half of the tile's columns, col(c) = 2c + lane % 2 (interleaved:
-    // the lanes' reads of a score row fall in different banks).
-    const uint32_t row = lane / 2, odd = lane % 2, qi = wq0 + row;
-    const float *mrow = mb + (size_t)qi * n_len;
+    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). The
+    // lanes read one query row's keys of a tile side by side (whole 128-byte lines; a mask of
+    // 512 keys is 32 KB per warp, read by every head), a row at a time; rows past the end count
+    // as full, as they are never written.
     const uint32_t n_tiles = (n_len + BK - 1) / BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
+    const uint32_t warp_rows = wq0 >= p_len ? 0 : p_len - wq0 < 16 ? p_len - wq0 : 16;
     for (uint32_t t = 0; t < known; t++) {
-        bool lane_sees = false, lane_full = true; // rows past the end count as full: never written
-        if (qi < p_len)
-            for (uint32_t c = 0; c < BK / 2; c++) {
-                const uint32_t j = t * BK + 2 * c + odd;
-                const float m = j < n_len ? mrow[j] : -INFINITY;
+        bool lane_sees = false, lane_full = true;
+        for (uint32_t r = 0; r < warp_rows; r++)
+            for (uint32_t c = lane; c < BK; c += 32) {
+                const uint32_t j = t * BK + c;
+                const float m = j < n_len ? mb[(size_t)(wq0 + r) * n_len + j] : -INFINITY;
                 lane_sees |= m != -INFINITY;
                 lane_full &= m == 0.0f;
             }
         const bool warp_sees = __any_sync(0xffffffff, lane_sees), warp_full = !__any_sync(0xffffffff, !lane_full);
         if (lane == 0) sees[warp][t] = !warp_sees ? TILE_UNSEEN : warp_full ? TILE_FULL : TILE_PART;
     }
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    QueryFragment qf[Q_SHARED ? 1 : E / 16];
+    if constexpr (!Q_SHARED)
+        for (int kk = 0; kk < E / 16; kk++) wmma::load_matrix_sync(qf[kk], q_tile + warp * 16 * LD + kk * 16, LD);
+
+    // This lane's query row and its half of a tile's columns, col(c) = 2c + lane % 2 (interleaved:
+    // the lanes' reads of a score row fall in different banks).
+    const uint32_t row = lane / 2, odd = lane % 2, qi = wq0 + row;
+    const float *mrow = mb + (size_t)qi * n_len;
 
     // Which row of the warp's 16 queries each element of an accumulator fragment held by this lane
     // belongs to. The device spreads fragments over the lanes in an unspecified layout, the same
