@@ -12,9 +12,10 @@
 // are rescaled by exp(old - new max) and the tile's p = exp(x - max), rounded to the storage
 // type, times v is added; z = accumulators / sum of exponentials at the end. (The composite path
 // rounds p after dividing by the sum: the results differ by rounding only.) Products on tensor
-// cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. The mask is read once up front to
-// class each warp's key tiles: unseen (skipped when no warp of the block sees the tile: causal
-// future, padding, outside a sliding window), partly seen (the scores add the mask, read again)
+// cores (WMMA 16x16x16, f32 accumulation); softmax math in f32. What each warp's 16 queries see
+// of each key tile comes from `attention_tile_classes`, run before on the same mask (once per
+// mask row, not once per head): unseen (skipped when no warp of the block sees the tile: causal
+// future, padding, outside a sliding window), partly seen (the scores add the mask, read here)
 // or fully seen (all zeros: the scores need no mask, as the tiles below a causal diagonal). The
 // next seen tile's K and V are copied asynchronously (cp.async, sm_80+) into a second buffer
 // while the current tile is multiplied. Shared rows are padded by 16 bytes: a fragment load
@@ -35,7 +36,7 @@ using Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 #define FA_WARPS 4
 #define FA_THREADS (FA_WARPS * 32)
 #define FA_BQ (FA_WARPS * 16) // queries per block
-#define FA_MAX_TILES 256      // key tiles whose visibility is found up front; later ones are always computed
+#define FA_MAX_TILES 256      // key tiles whose classes are kept in shared memory; later ones are always computed
 #define FA_PAD 8              // elements (16 bytes) after each shared row of Q, K, V and p
 #define TILE_UNSEEN 0         // no query of the warp sees a key of the tile
 #define TILE_PART 1           // some keys are seen: the scores add the mask
@@ -66,10 +67,41 @@ __device__ __forceinline__ void load_tile(T *dst, const T *src, uint32_t rows, u
     __pipeline_commit();
 }
 
-// BK keys per tile: 32, or 16 at head dim 256, where two buffers of 32 keys' K and V would not
+// What the 16 queries of each row group (queries 16r..16r+15) see of each key tile of `tile_keys`
+// keys (TILE_UNSEEN, TILE_PART or TILE_FULL; rows past the end count as full, as they are never
+// written): classes [mask rows, ceil(p_len / 16), ceil(n_len / tile_keys)] of mask f32
+// [mask rows, 1, p_len, n_len]. One block of FA_WARPS warps per (row group, mask row), a warp per
+// tile; the lanes read a query row's keys side by side, the 16 rows' loads in flight together.
+extern "C" __global__ void __launch_bounds__(FA_THREADS)
+    attention_tile_classes(const float *mask, unsigned char *classes, uint32_t p_len, uint32_t n_len,
+                           uint32_t tile_keys) {
+    const uint32_t group = blockIdx.x, r0 = group * 16, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const uint32_t n_tiles = (n_len + tile_keys - 1) / tile_keys, rows = p_len - r0 < 16 ? p_len - r0 : 16;
+    const float *m = mask + ((size_t)blockIdx.y * p_len + r0) * n_len;
+    for (uint32_t t = warp; t < n_tiles; t += FA_WARPS) {
+        // lane c reads key t · tile_keys + c (tile_keys ≤ 32; lanes past it read nothing)
+        const uint32_t j = t * tile_keys + lane;
+        const bool key = lane < tile_keys && j < n_len;
+        bool lane_sees = false, lane_full = true;
+#pragma unroll
+        for (uint32_t r = 0; r < 16; r++) {
+            const float x = r >= rows || lane >= tile_keys ? 0.0f : key ? m[(size_t)r * n_len + j] : -INFINITY;
+            lane_sees |= r < rows && x != -INFINITY;
+            lane_full &= x == 0.0f;
+        }
+        const bool sees = __any_sync(0xffffffff, lane_sees), full = !__any_sync(0xffffffff, !lane_full);
+        if (lane == 0)
+            classes[((size_t)blockIdx.y * gridDim.x + group) * n_tiles + t] = !sees ? TILE_UNSEEN : full ? TILE_FULL : TILE_PART;
+    }
+}
+
+// Keys per tile (BK): 32, or 16 at head dim 256, where two buffers of 32 keys' K and V would not
 // fit beside Q on GPUs with 99 KB of shared memory per block (compute capability 8.6, 8.9).
+#define FA_TILE_KEYS(E) ((E) > 128 ? 16 : 32)
+
 template <typename T, int E, int BK>
-__device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads,
+__device__ void fused_attention(const T *q, const T *k, const T *v, const float *mask,
+                                const unsigned char *classes, T *z, uint32_t heads,
                                 uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale,
                                 float cap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -103,32 +135,23 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
     const float *mb = mask + (size_t)(b % mask_batch) * p_len * n_len;
     T *p_tile = reinterpret_cast<T *>(s_tile[warp]);
 
-    // The block's queries (zeros past the end) on their way into shared memory while the mask is
-    // read; then into fragments kept for every key tile, or kept in shared memory (head dim 256)
-    // and loaded into fragments as each product needs them.
+    // The block's queries (zeros past the end) on their way into shared memory while the key
+    // tiles' classes are read; then into fragments kept for every key tile, or kept in shared
+    // memory (head dim 256) and loaded into fragments as each product needs them.
     using QueryFragment = wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major>;
     DYNAMIC_SHARED(T, q_shared);
     if (Q_SHARED && dynamic_shared_bytes() < FA_BQ * LD * sizeof(T)) __trap(); // launched without room for Q
     T *q_tile = Q_SHARED ? q_shared : kv[0];
     load_tile<T, E>(q_tile, qb + (size_t)q0 * E, FA_BQ, p_len - q0);
 
-    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped). The
-    // lanes read one query row's keys of a tile side by side (whole 128-byte lines; a mask of
-    // 512 keys is 32 KB per warp, read by every head), a row at a time; rows past the end count
-    // as full, as they are never written.
+    // Which key tiles each warp's queries see (a tile no warp of the block sees is skipped); a warp
+    // past the last query sees none.
     const uint32_t n_tiles = (n_len + BK - 1) / BK, known = n_tiles < FA_MAX_TILES ? n_tiles : FA_MAX_TILES;
-    const uint32_t warp_rows = wq0 >= p_len ? 0 : p_len - wq0 < 16 ? p_len - wq0 : 16;
-    for (uint32_t t = 0; t < known; t++) {
-        bool lane_sees = false, lane_full = true;
-        for (uint32_t r = 0; r < warp_rows; r++)
-            for (uint32_t c = lane; c < BK; c += 32) {
-                const uint32_t j = t * BK + c;
-                const float m = j < n_len ? mb[(size_t)(wq0 + r) * n_len + j] : -INFINITY;
-                lane_sees |= m != -INFINITY;
-                lane_full &= m == 0.0f;
-            }
-        const bool warp_sees = __any_sync(0xffffffff, lane_sees), warp_full = !__any_sync(0xffffffff, !lane_full);
-        if (lane == 0) sees[warp][t] = !warp_sees ? TILE_UNSEEN : warp_full ? TILE_FULL : TILE_PART;
+    const uint32_t row_groups = (p_len + 15) / 16;
+    const unsigned char *cb = classes + (size_t)(b % mask_batch) * row_groups * n_tiles;
+    for (uint32_t i = threadIdx.x; i < FA_WARPS * known; i += FA_THREADS) {
+        const uint32_t w = i / known, t = i % known, group = blockIdx.x * FA_WARPS + w;
+        sees[w][t] = group < row_groups ? cb[(size_t)group * n_tiles + t] : TILE_UNSEEN;
     }
     __pipeline_wait_prior(0);
     __syncthreads();
@@ -267,14 +290,25 @@ __device__ void fused_attention(const T *q, const T *k, const T *v, const float 
 #endif
 }
 
-// At least two blocks per SM: registers up to 255 / 2 blocks of 128 threads, so ptxas keeps every
-// variant free of spills (left to itself it caps bf16 E=64 at 128 registers and spills).
+// Registers for FA_MIN_BLOCKS(E) blocks of 128 threads per SM, more warps to hide the latency of
+// each warp's chain of shared-memory round trips. On compute capability 9.0: 65536 / (4 · 128) =
+// 128 at head dim 64 (four blocks), 170 at 96 and 128 (three: 128 would spill), 255 at 256 (two).
+// On an H200, four blocks instead of two took the kernel from 0.51 to 0.41 ms at head dim 64,
+// three from 0.80 to 0.57 ms at 128 (8 x 512 tokens, bench/fa-variants-2026-11-27-h200.txt).
+// Older GPUs keep two blocks (up to 255 registers): for them ptxas spills at three and four.
+// Left to itself ptxas caps bf16 E=64 at 128 registers and spills; with the bound it does not.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define FA_MIN_BLOCKS(E) ((E) > 128 ? 2 : (E) > 64 ? 3 : 4)
+#else
+#define FA_MIN_BLOCKS(E) 2
+#endif
 #define FUSED_ATTENTION(NAME, T, E)                                                                 \
-    extern "C" __global__ void __launch_bounds__(FA_THREADS, 2)                                    \
-    NAME(const T *q, const T *k, const T *v, const float *mask, T *z, uint32_t heads, uint32_t groups, \
-         uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale, float cap) {             \
-        fused_attention<T, E, (E > 128 ? 16 : 32)>(q, k, v, mask, z, heads, groups, p_len, n_len, mask_batch, \
-                                                   scale, cap);                                     \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS, FA_MIN_BLOCKS(E))                     \
+    NAME(const T *q, const T *k, const T *v, const float *mask, const unsigned char *classes, T *z,  \
+         uint32_t heads, uint32_t groups, uint32_t p_len, uint32_t n_len, uint32_t mask_batch, float scale, \
+         float cap) {                                                                               \
+        fused_attention<T, E, FA_TILE_KEYS(E)>(q, k, v, mask, classes, z, heads, groups, p_len, n_len, \
+                                               mask_batch, scale, cap);                             \
     }
 
 // Head dims of the supported families (strata_kernels::FUSED_ATTENTION_HEAD_DIMS).

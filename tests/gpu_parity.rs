@@ -432,8 +432,8 @@ struct SyncProfile {
 
 impl strata_model::Hook for SyncProfile {
     fn wants(&self, point: strata_model::HookPoint) -> bool {
-        !matches!(point, strata_model::HookPoint::HeadResult(_))
-            && !(self.fused_only && point.inside_fused_kernels())
+        let extra_work = matches!(point, strata_model::HookPoint::HeadResult(_));
+        !(extra_work || self.fused_only && point.inside_fused_kernels())
     }
     fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {
         self.dev.synchronize()?;

@@ -424,8 +424,26 @@ pub fn split_heads(
 }
 
 /// A `fused_attention_<dtype>_<head dim>` kernel of `kernels/fused_attention.cu`.
-type AttentionKernel<T> =
-    unsafe extern "C" fn(*const T, *const T, *const T, *const f32, *mut T, u32, u32, u32, u32, u32, f32, f32);
+type AttentionKernel<T> = unsafe extern "C" fn(
+    *const T,
+    *const T,
+    *const T,
+    *const f32,
+    *const u8,
+    *mut T,
+    u32,
+    u32,
+    u32,
+    u32,
+    u32,
+    f32,
+    f32,
+);
+
+extern "C" {
+    /// `attention_tile_classes` of `kernels/fused_attention.cu`.
+    fn attention_tile_classes(mask: *const f32, classes: *mut u8, p: u32, n: u32, tile_keys: u32);
+}
 
 /// The fused-attention kernels of one element type, by head dim (64, 96, 128, 256).
 macro_rules! declare_attention_kernels {
@@ -444,6 +462,7 @@ macro_rules! declare_attention_kernels {
                     k: *const $t,
                     v: *const $t,
                     mask: *const f32,
+                    classes: *const u8,
                     z: *mut $t,
                     heads: u32,
                     groups: u32,
@@ -493,9 +512,19 @@ pub fn fused_attention(
             DeviceLike::<T>::of(v)?,
         );
         let mv = host::<f32>(mask)?;
+        let [hh, gg, pp, nn] = [h, g, p, n].map(|x| x as u32);
+        // What each 16 queries see of each key tile, as the CUDA launch computes it first.
+        let tile_keys = strata_kernels::fused_attention_tile_keys(e) as u32;
+        let mut classes = vec![0u8; strata_kernels::fused_attention_tile_classes_len(mb as usize, p, n, e)];
+        let cp = classes.as_mut_ptr();
+        let classify = || unsafe {
+            // SAFETY: the argument list of attention_tile_classes in kernels/fused_attention.cu;
+            // `classes` holds a byte per (mask row, row group, key tile).
+            attention_tile_classes(mv.as_ptr(), cp, pp, nn, tile_keys)
+        };
+        launch_with_shared([p.div_ceil(16) as u32, mb, 1], 128, 0, classify)?;
         let mut z = zeros::<T>(q.elem_count());
         let zp = z.as_mut_ptr();
-        let [hh, gg, pp, nn] = [h, g, p, n].map(|x| x as u32);
         let threads = || unsafe {
             // SAFETY: the argument list of fused_attention_* in kernels/fused_attention.cu.
             kernel(
@@ -503,6 +532,7 @@ pub fn fused_attention(
                 kv.ptr(),
                 vv.ptr(),
                 mv.as_ptr(),
+                classes.as_ptr(),
                 zp,
                 hh,
                 gg,

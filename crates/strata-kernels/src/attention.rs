@@ -7,6 +7,27 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Sh
 /// Head dimensions the CUDA kernel is compiled for (bf16 and f16).
 pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
 
+/// Keys per tile of the CUDA kernel: 32, or 16 above head dim 128 (`FA_TILE_KEYS` in
+/// kernels/fused_attention.cu). The tile classes (`attention_tile_classes`) are counted in them.
+pub fn fused_attention_tile_keys(head_dim: usize) -> usize {
+    if head_dim > 128 {
+        16
+    } else {
+        32
+    }
+}
+
+/// The tile classes' length, one byte per (mask row, 16-query row group, key tile): what
+/// `attention_tile_classes` writes and the attention kernel reads.
+pub fn fused_attention_tile_classes_len(
+    mask_rows: usize,
+    queries: usize,
+    keys: usize,
+    head_dim: usize,
+) -> usize {
+    mask_rows * queries.div_ceil(16) * keys.div_ceil(fused_attention_tile_keys(head_dim))
+}
+
 /// Dynamic shared memory per block of the CUDA kernel for `dtype` (2-byte types) and `head_dim`:
 /// above head dim 128 the block's 64 queries stay in shared memory, rows padded by 8 elements
 /// (kernels/fused_attention.cu, which traps when launched with less); 0 below.

@@ -349,6 +349,9 @@ pub(crate) fn fused_attention(
     let n = bq - aq;
     let mask_batch = (bm - am) / (d.queries * d.keys).max(1);
     let dt = sq.dtype();
+    if !matches!(dt, DType::BF16 | DType::F16) {
+        bail!("fused_attention: no kernel for {dt:?}")
+    }
     let name = format!("fused_attention_{}_{}", suffix(dt)?, d.head_dim);
     let func = dev.get_or_load_custom_func(&name, "strata_fused_attention", ptx::FUSED_ATTENTION)?;
     let shared = crate::fused_attention_dynamic_shared_bytes(dt, d.head_dim);
@@ -370,6 +373,30 @@ pub(crate) fn fused_attention(
         u32_arg(d.keys, "keys")?,
         u32_arg(mask_batch, "mask batch")?,
     );
+    // What each 16 queries see of each key tile, once per mask row (not once per head): the
+    // attention kernel reads these instead of scanning the mask.
+    let tile_keys = u32_arg(crate::fused_attention_tile_keys(d.head_dim), "tile keys")?;
+    let classes_len = crate::fused_attention_tile_classes_len(mask_batch, d.queries, d.keys, d.head_dim);
+    // SAFETY: attention_tile_classes writes every byte before the attention kernel reads them.
+    let mut classes = unsafe { dev.alloc::<u8>(classes_len.max(1))? };
+    if classes_len > 0 {
+        let classify = dev.get_or_load_custom_func(
+            "attention_tile_classes",
+            "strata_fused_attention",
+            ptx::FUSED_ATTENTION,
+        )?;
+        let cfg = LaunchConfig {
+            // 16-query row groups x mask rows, FA_THREADS threads
+            grid_dim: (u32_arg(d.queries.div_ceil(16), "query row groups")?, mb, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = classify.builder();
+        b.arg(&mask).arg(&mut classes).arg(&p).arg(&nk).arg(&tile_keys);
+        // SAFETY: argument list matches attention_tile_classes in kernels/fused_attention.cu;
+        // `classes` holds one byte per (mask row, row group, key tile).
+        unsafe { b.launch(cfg) }.w()?;
+    }
     let cfg = LaunchConfig {
         // FA_BQ queries per block and FA_THREADS threads in fused_attention.cu
         grid_dim: (
@@ -380,17 +407,13 @@ pub(crate) fn fused_attention(
         block_dim: (128, 1, 1),
         shared_mem_bytes: u32_arg(shared, "shared memory")?,
     };
-    match dt {
-        DType::BF16 | DType::F16 => {}
-        other => bail!("fused_attention: no kernel for {other:?}"),
-    }
     with_float_type!(dt, "fused_attention", |T| {
         let q = sq.as_cuda_slice::<T>()?.slice(aq..bq);
         let k = sk.as_cuda_slice::<T>()?.slice(ak..bk);
         let v = sv.as_cuda_slice::<T>()?.slice(av..bv);
         fresh_output::<T>(&dev, n, |out| {
             let mut b = func.builder();
-            b.arg(&q).arg(&k).arg(&v).arg(&mask).arg(out);
+            b.arg(&q).arg(&k).arg(&v).arg(&mask).arg(&classes).arg(out);
             b.arg(&h).arg(&g).arg(&p).arg(&nk).arg(&mb).arg(&scale).arg(&cap);
             // SAFETY: argument list matches fused_attention_* in kernels/fused_attention.cu;
             // shapes, dtype and head dim checked by the caller.

@@ -28,7 +28,7 @@ pub mod testing;
 
 pub use attention::{
     fused_attention, fused_attention_cpu, fused_attention_dynamic_shared_bytes, fused_attention_supported,
-    AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
+    fused_attention_tile_classes_len, fused_attention_tile_keys, AttentionDims, FUSED_ATTENTION_HEAD_DIMS,
 };
 pub use gated::{gated_act, gated_act_cpu, gated_act_vector_width, GatedAct};
 pub use heads::{

@@ -104,12 +104,14 @@ fn parse_ptxas_report(log: &str) -> Vec<Entry> {
 }
 
 /// The entry points a kernel file must define: the names `src/cuda.rs` asks for
-/// (`{file}_{dtype}`, the fused attention `{file}_{dtype}_{head_dim}` for bf16/f16 only).
+/// (`{file}_{dtype}`; the fused attention `{file}_{dtype}_{head_dim}` for bf16/f16 only, and
+/// `attention_tile_classes`, which it launches first).
 fn expected_entries(stem: &str) -> BTreeSet<String> {
     if stem == "fused_attention" {
         ["bf16", "f16"]
             .iter()
             .flat_map(|t| strata_kernels::FUSED_ATTENTION_HEAD_DIMS.map(|e| format!("{stem}_{t}_{e}")))
+            .chain(["attention_tile_classes".to_string()])
             .collect()
     } else {
         ["f32", "bf16", "f16"]
