@@ -10,7 +10,7 @@
 mod common;
 
 use candle_core::{IndexOp, Tensor};
-use common::{fixture_model, max_abs, max_abs_diff, scratch, FAMILIES};
+use common::{fixture_model, load_fixture, max_abs, max_abs_diff, scratch, FAMILIES};
 use std::collections::HashMap;
 use strata_model::{ActivationCache, HookLayout, HookPoint, LoadOptions, Model, TokenBatch};
 
@@ -32,18 +32,10 @@ fn ids(t: &Tensor) -> Vec<Vec<u32>> {
         .unwrap()
 }
 
-fn load(family: &str, fused: bool) -> Model {
-    let mut model = Model::load(fixture_model(family).to_str().unwrap(), &LoadOptions::default()).unwrap();
-    if fused {
-        model.decoder = model.decoder.with_fused_kernels();
-    }
-    model
-}
-
 /// Logits and the hook points `cached` of the reference prompt against transformers; returns
 /// the logits' error and the worst hook point's.
 fn check_family(family: &str, fused: bool, cached: fn(HookPoint) -> bool) -> (f32, f32, String) {
-    let model = load(family, fused);
+    let model = load_fixture(family, fused);
     let refs = reference(family);
     let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
     let mut cache = ActivationCache::new(cached);
@@ -79,7 +71,7 @@ fn check_family(family: &str, fused: bool, cached: fn(HookPoint) -> bool) -> (f3
 /// Right- and left-padded two-prompt batches: each row's logits on its real tokens equal the
 /// unpadded prompt's in transformers.
 fn check_padded_batches(family: &str, fused: bool) {
-    let model = load(family, fused);
+    let model = load_fixture(family, fused);
     let refs = reference(family);
     for (ids_key, mask_key) in [("batch_ids", "batch_mask"), ("batch_left_ids", "batch_left_mask")] {
         let mask: Vec<Vec<bool>> = ids(&refs[mask_key])
@@ -161,7 +153,7 @@ fn editing_a_heads_result_equals_editing_its_z() {
     use strata_model::{Edit, HookSet, Intervention};
     for family in FAMILIES {
         for fused in [false, true] {
-            let model = load(family, fused);
+            let model = load_fixture(family, fused);
             let refs = reference(family);
             let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
             let zeroed = |point: HookPoint| {
@@ -191,7 +183,7 @@ fn editing_a_heads_result_equals_editing_its_z() {
 fn editing_the_final_norms_scale_reaches_the_logits() {
     use strata_model::{Edit, HookSet, Intervention};
     for family in FAMILIES.iter().filter(|f| !matches!(**f, "gpt2" | "gemma2")) {
-        let model = load(family, false);
+        let model = load_fixture(family, false);
         let refs = reference(family);
         let batch = TokenBatch::single(ids(&refs["input_ids"]).remove(0)).unwrap();
         let mut doubled = HookSet::new().with(Intervention::new(HookPoint::LnFinalScale, Edit::Scale(2.0)));

@@ -3,7 +3,8 @@
 //! `scripts/make-real-references.py`.
 //!
 //! Tolerances: logits ≤ 1e-3 absolute (the floor; logit scale is ~20–40 here), top-1
-//! identical at every position, 20 greedy tokens identical, and every `hook_resid_post` within
+//! identical at every position, 20 greedy tokens identical (decoded over the key/value cache, as
+//! `strata generate` does), and every `hook_resid_post` within
 //! 1e-4 · max(1, max|ref|) — residual streams of these models reach 1e2–1e3 in magnitude and
 //! f32 summation-order differences grow with depth.
 
@@ -104,22 +105,26 @@ fn check(file: &str, reference_dir: &str, n_prompts: usize) {
         println!("| {file} | {i} | {last_err:.2e} | {fixed_err:.2e} | {worst:.2e} |");
     }
 
+    // Greedy decoding as `strata generate` runs it: the prompt once, then each token over the
+    // cached keys and values.
     let mut ids = ids_of(&refs["gen.input_ids"]);
     let expected = ids_of(&refs["gen.output_ids"]);
+    let (mut logits, mut kv, _) = model
+        .decoder
+        .forward_with_kv(&TokenBatch::single(ids.clone()).unwrap(), &mut NoHooks)
+        .unwrap();
     for _ in 0..expected.len() {
-        let logits = model
-            .decoder
-            .forward(&TokenBatch::single(ids.clone()).unwrap(), &mut NoHooks)
-            .unwrap();
+        let last = logits.dim(1).unwrap() - 1;
         ids.push(
             logits
-                .i((0, ids.len() - 1))
+                .i((0, last))
                 .unwrap()
                 .argmax(0)
                 .unwrap()
                 .to_scalar::<u32>()
                 .unwrap(),
         );
+        (logits, kv) = model.decoder.forward_cached(&ids, &kv).unwrap();
     }
     assert_eq!(
         &ids[ids.len() - expected.len()..],

@@ -1,4 +1,4 @@
-//! `strata generate`: greedy decoding, a sanity check of a loaded model.
+//! `strata generate`: greedy decoding with a key/value cache, a sanity check of a loaded model.
 use anyhow::Result;
 use clap::Args;
 use strata_model::{NoHooks, TokenBatch};
@@ -22,15 +22,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let model = args.model.load()?;
     let mut ids = prompt_ids(&model, args.prompt.as_deref(), args.tokens.as_deref())?;
     let prompt_len = ids.len();
-    for _ in 0..args.max_new_tokens {
-        let logits = model
-            .decoder
-            .forward(&TokenBatch::single(ids.clone())?, &mut NoHooks)?;
-        let next = logits.get(0)?.get(ids.len() - 1)?.argmax(0)?.to_scalar::<u32>()?;
+    // The prompt once, then one position per new token over the cached keys and values.
+    let (mut logits, mut kv, _) = model
+        .decoder
+        .forward_with_kv(&TokenBatch::single(ids.clone())?, &mut NoHooks)?;
+    for step in 0..args.max_new_tokens {
+        let last = logits.dim(1)? - 1;
+        let next = logits.get(0)?.get(last)?.argmax(0)?.to_scalar::<u32>()?;
         ids.push(next);
-        if model.config.eos_token_id == Some(next) {
+        if model.config.eos_token_id == Some(next) || step + 1 == args.max_new_tokens {
             break;
         }
+        (logits, kv) = model.decoder.forward_cached(&ids, &kv)?;
     }
     let new = &ids[prompt_len..];
     println!("ids: {new:?}");

@@ -26,6 +26,17 @@ pub fn fixture_model(family: &str) -> PathBuf {
     repo_root().join("tests/fixtures/models").join(family)
 }
 
+/// A fixture family's model on the CPU, f32; `fused`: on the decoder's fused-kernel path (the
+/// kernels' CPU twins where CUDA runs the kernels).
+pub fn load_fixture(family: &str, fused: bool) -> strata_model::Model {
+    let path = fixture_model(family);
+    let mut model = strata_model::Model::load(path.to_str().unwrap(), &Default::default()).unwrap();
+    if fused {
+        model.decoder = model.decoder.with_fused_kernels();
+    }
+    model
+}
+
 /// A real model under `models/`; fails (never skips) with the command that fetches it.
 pub fn real_model(file: &str) -> PathBuf {
     let p = repo_root().join("models").join(file);

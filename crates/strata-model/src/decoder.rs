@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::batch::TokenBatch;
 use crate::config::{Activation, Family, ModelConfig, NormKind, Positions, Rope, RopeScaling};
 use crate::error::{ModelError, Result};
-use crate::hooks::{Hook, HookPoint};
+use crate::hooks::{Hook, HookPoint, NoHooks};
 use crate::linear::Linear;
 use strata_kernels::{split_heads, HeadNorm, HeadSlice, Rotary};
 
@@ -744,6 +744,39 @@ impl HookedDecoder {
         Ok((logits, KvCache { layers }, ctx))
     }
 
+    /// Incremental decoding of the single prompt `ids`: logits `[1, len - cached, vocab]` of the
+    /// positions after the `cached` ones whose keys and values `kv` holds (from
+    /// [`Self::forward_with_kv`] or an earlier call), and the cache extended to all of `ids`.
+    /// Each new position costs one pass through the blocks instead of a forward of the whole
+    /// prompt; the logits equal a full forward's at those positions. No hooks run.
+    pub fn forward_cached(&self, ids: &[u32], kv: &KvCache) -> Result<(Tensor, KvCache)> {
+        let start = kv.len();
+        if start == 0 || start >= ids.len() || kv.layers.len() != self.config.n_layers {
+            return Err(ModelError::Input(format!(
+                "forward_cached: a cache of {start} positions and {} layers for {} tokens (needs 1 to {} positions, {} layers)",
+                kv.layers.len(),
+                ids.len(),
+                ids.len().saturating_sub(1),
+                self.config.n_layers
+            )));
+        }
+        let batch = TokenBatch::single(ids.to_vec())?;
+        let ctx = self.context(&batch)?;
+        let new = ids.len() - start;
+        let mut resid = self.embed_tokens(&batch, &mut NoHooks)?.narrow(1, start, new)?;
+        let mut layers = Vec::with_capacity(self.config.n_layers);
+        let mut span = Span {
+            start,
+            prefix: Some(kv),
+            record: Some(&mut layers),
+        };
+        for l in 0..self.config.n_layers {
+            resid = self.block_forward(l, resid, &ctx, &mut NoHooks, &mut span)?;
+        }
+        let logits = self.unembed_residual(&resid, &mut NoHooks)?;
+        Ok((logits, KvCache { layers }))
+    }
+
     /// Runs blocks on positions `start..` only, for `rows` variants of the prompt of `ctx` (a
     /// single prompt) whose residual streams equal the cached run before `start`.
     ///
@@ -983,9 +1016,6 @@ impl HookedDecoder {
             }
             (q, k, v)
         };
-        if let Some(record) = span.record.as_deref_mut() {
-            record.push((k.clone(), v.clone()));
-        }
         if let Some(cache) = span.prefix.filter(|_| span.start > 0) {
             let (pk, pv) = &cache.layers[l];
             let prefix = |t: &Tensor| -> Result<Tensor> {
@@ -993,6 +1023,10 @@ impl HookedDecoder {
             };
             k = Tensor::cat(&[&prefix(pk)?, &k], 2)?.contiguous()?;
             v = Tensor::cat(&[&prefix(pv)?, &v], 2)?.contiguous()?;
+        }
+        // Every position's keys and values, the cached prefix's included.
+        if let Some(record) = span.record.as_deref_mut() {
+            record.push((k.clone(), v.clone()));
         }
         let mask = ctx.masks[&blk.window].narrow(2, span.start, p)?;
         let cap = c.attn_softcap.map(|cap| cap as f32);
@@ -1074,6 +1108,17 @@ impl HookedDecoder {
 /// Keys (after rotary) and values of every block of one run, `[b, g, len, e]` each.
 pub struct KvCache {
     pub layers: Vec<(Tensor, Tensor)>,
+}
+
+impl KvCache {
+    /// Positions cached (0 for a cache without layers).
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Which positions a block computes: all (`start` 0), or a suffix over cached keys/values.
