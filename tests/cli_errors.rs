@@ -124,7 +124,8 @@ fn unsupported_architecture_lists_supported_ones() {
     inspect_fails_with(&d, &["mamba", "gemma3_text", "phi3"]);
 }
 
-/// `strata inspect` lists the hook points this model has, per block once.
+/// `strata inspect` lists the hook points this model has, per block once, and apart those that
+/// exist only on request (split inputs).
 #[test]
 fn inspect_lists_the_models_hook_points() {
     let listed = |family: &str| {
@@ -147,6 +148,14 @@ fn inspect_lists_the_models_hook_points() {
         assert!(llama.iter().any(|l| l == name), "llama lacks {name}: {llama:?}");
     }
     assert!(!llama.iter().any(|l| l == "hook_pos_embed"));
+    let on_request = llama
+        .iter()
+        .position(|l| l.starts_with("on request only"))
+        .unwrap_or_else(|| panic!("no on-request section: {llama:?}"));
+    for name in ["blocks.{l}.hook_q_input", "blocks.{l}.hook_mlp_in"] {
+        let at = llama.iter().position(|l| l == name);
+        assert!(at > Some(on_request), "{name} not listed on request: {llama:?}");
+    }
     let gpt2 = listed("gpt2");
     assert!(gpt2.iter().any(|l| l == "hook_pos_embed"), "{gpt2:?}");
     assert!(!gpt2
@@ -216,6 +225,7 @@ fn run_saves_named_activations() {
         "--hooks",
         "blocks.*.hook_resid_post",
         "blocks.1.attn.hook_pattern",
+        "blocks.*.hook_q_input",
         "--save",
         out.to_str().unwrap(),
     ]);
@@ -227,14 +237,18 @@ fn run_saves_named_activations() {
     assert_eq!(
         names,
         [
+            "blocks.0.hook_q_input",
             "blocks.0.hook_resid_post",
             "blocks.1.attn.hook_pattern",
+            "blocks.1.hook_q_input",
             "blocks.1.hook_resid_post",
             "input_ids",
             "logits"
         ]
     );
     assert_eq!(saved["blocks.1.attn.hook_pattern"].dims(), &[1, 4, 10, 10]);
+    // split inputs, by a pattern that names them (they exist only on request): a copy per query head
+    assert_eq!(&saved["blocks.0.hook_q_input"].dims()[..3], &[1, 10, 4]);
 }
 
 // ---- GGUF headers that lie ---------------------------------------------------------------------

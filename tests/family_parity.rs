@@ -194,3 +194,99 @@ fn editing_the_final_norms_scale_reaches_the_logits() {
         assert!(err <= tolerance(&expected), "{family}: differ by {err}");
     }
 }
+
+/// TransformerLens' split inputs (on request), on every family and both decoder paths, against
+/// the hook points they stand for. With `X` a second prompt's `hook_resid_pre` at layer 1:
+/// - every head's q/k/v input set to `X` equals setting `ln1.hook_normalized` to the second
+///   prompt's (attention alone reads `X`; the residual stream keeps the first prompt's);
+/// - query head 0's input alone equals patching `attn.hook_q` head 0, key/value head 0's key
+///   input alone `attn.hook_k` head 0 (each head reads its copy through its own projection rows);
+/// - `hook_mlp_in` set to the second prompt's `hook_resid_mid` equals setting
+///   `ln2.hook_normalized` to its;
+/// - asked for and left alone, they change nothing and hold `hook_resid_pre` once per head.
+#[test]
+fn split_inputs_edit_what_transformerlens_does() {
+    use strata_model::{ActivationCache, Edit, HookSet, Intervention};
+    use HookPoint::{KInput, Ln1, Ln2, MlpIn, QInput, ResidMid, ResidPre, VInput, K, Q};
+    let l = 1;
+    for family in FAMILIES {
+        for fused in [false, true] {
+            let model = load_fixture(family, fused);
+            let refs = reference(family);
+            let first = ids(&refs["input_ids"]).remove(0);
+            let second: Vec<u32> = first.iter().rev().copied().collect();
+            let run = |ids: &[u32], hook: &mut dyn strata_model::Hook| {
+                model
+                    .decoder
+                    .forward(&TokenBatch::single(ids.to_vec()).unwrap(), hook)
+                    .unwrap()
+            };
+            let mut donor = ActivationCache::of([ResidPre(l), Ln1(l), Q(l), K(l), ResidMid(l), Ln2(l)]);
+            run(&second, &mut donor);
+            let from = |point| donor.get(point).unwrap().clone();
+            let x = from(ResidPre(l)).unsqueeze(2).unwrap();
+            let edited = |interventions: Vec<Intervention>| {
+                let mut set = HookSet::new();
+                for i in interventions {
+                    set = set.with(i);
+                }
+                run(&first, &mut set)
+            };
+            let set = |point, value: &Tensor| Intervention::new(point, Edit::Set(value.clone()));
+            let cases = [
+                (
+                    "q/k/v inputs vs ln1.hook_normalized",
+                    edited(vec![set(QInput(l), &x), set(KInput(l), &x), set(VInput(l), &x)]),
+                    edited(vec![set(Ln1(l), &from(Ln1(l)))]),
+                ),
+                (
+                    "q input of head 0 vs attn.hook_q head 0",
+                    edited(vec![set(QInput(l), &x).at_heads(vec![0])]),
+                    edited(vec![set(Q(l), &from(Q(l))).at_heads(vec![0])]),
+                ),
+                (
+                    "k input of head 0 vs attn.hook_k head 0",
+                    edited(vec![set(KInput(l), &x).at_heads(vec![0])]),
+                    edited(vec![set(K(l), &from(K(l))).at_heads(vec![0])]),
+                ),
+                (
+                    "mlp input vs ln2.hook_normalized",
+                    edited(vec![set(MlpIn(l), &from(ResidMid(l)))]),
+                    edited(vec![set(Ln2(l), &from(Ln2(l)))]),
+                ),
+            ];
+            let plain = run(&first, &mut strata_model::NoHooks);
+            for (what, got, want) in &cases {
+                let err = max_abs_diff(got, want);
+                assert!(
+                    err <= tolerance(want),
+                    "{family} (fused {fused}): {what}: differ by {err}"
+                );
+                assert!(
+                    max_abs_diff(want, &plain) > 1e-3,
+                    "{family}: {what}: the edit has no effect"
+                );
+            }
+            let mut asked = ActivationCache::of([ResidPre(l), QInput(l), KInput(l), MlpIn(l), ResidMid(l)]);
+            let untouched = run(&first, &mut asked);
+            let err = max_abs_diff(&untouched, &plain);
+            assert!(
+                err <= tolerance(&plain),
+                "{family} (fused {fused}): asked, differ by {err}"
+            );
+            let resid = asked.get(ResidPre(l)).unwrap().unsqueeze(2).unwrap();
+            let (h, g) = (model.config.n_heads, model.config.n_kv_heads);
+            let q_input = asked.get(QInput(l)).unwrap();
+            assert_eq!(q_input.dims()[2], h, "{family}");
+            assert_eq!(
+                max_abs_diff(q_input, &resid.broadcast_as(q_input.shape()).unwrap()),
+                0.0
+            );
+            assert_eq!(asked.get(KInput(l)).unwrap().dims()[2], g, "{family}");
+            assert_eq!(
+                max_abs_diff(asked.get(MlpIn(l)).unwrap(), asked.get(ResidMid(l)).unwrap()),
+                0.0
+            );
+        }
+    }
+}

@@ -419,10 +419,10 @@ fn op_bench(c: &strata_model::ModelConfig, b: usize, t: usize, dev: &Device) -> 
 /// Where a forward's time goes: a hook that synchronises the device at every hook point and
 /// charges the time since the previous point to this one (summed over layers). Synchronising
 /// removes the CPU/GPU overlap, so the total exceeds a plain forward's; the split is what counts.
-/// It never asks for `attn.hook_result` (each head's share of the output projection: extra work
-/// that only a hook asking for it pays). With `fused_only` it also skips the points whose hooks
-/// would turn the fused kernels off (q, k, v, attention scores and pattern, MLP pre-activation),
-/// so the profile is that of a plain forward.
+/// It never asks for `attn.hook_result` (each head's share of the output projection) nor the
+/// split inputs: extra work that only a hook asking for it pays. With `fused_only` it also skips
+/// the points whose hooks would turn the fused kernels off (q, k, v, attention scores and
+/// pattern, MLP pre-activation), so the profile is that of a plain forward.
 struct SyncProfile {
     dev: Device,
     last: Instant,
@@ -432,7 +432,7 @@ struct SyncProfile {
 
 impl strata_model::Hook for SyncProfile {
     fn wants(&self, point: strata_model::HookPoint) -> bool {
-        let extra_work = matches!(point, strata_model::HookPoint::HeadResult(_));
+        let extra_work = matches!(point, strata_model::HookPoint::HeadResult(_)) || point.is_on_request();
         !(extra_work || self.fused_only && point.inside_fused_kernels())
     }
     fn visit(&mut self, point: strata_model::HookPoint, act: Tensor) -> strata_model::Result<Tensor> {

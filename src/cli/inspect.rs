@@ -72,7 +72,14 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 .map(|(g, t, n)| serde_json::json!({"group": g, "type": t, "tensors": n}))
                 .collect();
             obj.insert("stored_types".into(), serde_json::Value::Array(groups));
-            obj.insert("hook_points".into(), serde_json::json!(hook_names(c)));
+            obj.insert(
+                "hook_points".into(),
+                serde_json::json!(hook_names(c, HookPoint::all)),
+            );
+            obj.insert(
+                "hook_points_on_request".into(),
+                serde_json::json!(hook_names(c, HookPoint::on_request)),
+            );
             println!("{}", serde_json::to_string_pretty(&obj)?);
         }
         Format::Table => {
@@ -86,7 +93,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 .collect();
             println!("{:<16} {}", "attention", windows.join(" "));
             println!("\nhook points (l = 0..{}):", c.n_layers.saturating_sub(1));
-            for name in hook_names(c) {
+            for name in hook_names(c, HookPoint::all) {
+                println!("  {name}");
+            }
+            println!("on request only (TransformerLens' split inputs):");
+            for name in hook_names(c, HookPoint::on_request) {
                 println!("  {name}");
             }
             if !model.stored_types.is_empty() {
@@ -100,13 +111,14 @@ pub fn run(args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// The model's hook points in forward order, each per-block one once as `blocks.{l}.…`.
-fn hook_names(c: &strata_model::ModelConfig) -> Vec<String> {
+/// The model's hook points that `list` gives, in forward order, each per-block one once as
+/// `blocks.{l}.…`.
+fn hook_names(c: &strata_model::ModelConfig, list: fn(HookLayout) -> Vec<HookPoint>) -> Vec<String> {
     let one_block = HookLayout {
         n_layers: 1,
         ..HookLayout::from(c)
     };
-    HookPoint::all(one_block)
+    list(one_block)
         .iter()
         .map(|p| p.to_string().replacen("blocks.0.", "blocks.{l}.", 1))
         .collect()

@@ -36,14 +36,20 @@ pub fn run(args: RunArgs) -> Result<()> {
     let ids = prompt_ids(&model, args.prompt.as_deref(), args.tokens.as_deref())?;
     let c = &model.config;
     let layout = HookLayout::from(c);
-    let all = HookPoint::all(layout);
+    let matching = |points: Vec<HookPoint>, pattern: &str| -> Vec<HookPoint> {
+        points
+            .into_iter()
+            .filter(|p| wildcard(pattern, &p.to_string()))
+            .collect()
+    };
     let mut selected = Vec::new();
     for pattern in &args.hooks {
-        let matched: Vec<HookPoint> = all
-            .iter()
-            .copied()
-            .filter(|p| wildcard(pattern, &p.to_string()))
-            .collect();
+        // Patterns match the hook points every forward has; the split inputs, which exist only on
+        // request, when nothing else matches (`blocks.*.hook_q_input`, not `*`).
+        let mut matched = matching(HookPoint::all(layout), pattern);
+        if matched.is_empty() {
+            matched = matching(HookPoint::on_request(layout), pattern);
+        }
         if matched.is_empty() {
             // An exact name that does not exist gets the closest suggestions.
             HookPoint::parse_for(pattern, layout)?;

@@ -811,7 +811,9 @@ impl HookedDecoder {
 
     /// The MLP half of block `l`: `hook_resid_post` from `hook_resid_mid` (any positions).
     pub fn mlp_half(&self, l: usize, resid_mid: &Tensor, hook: &mut dyn Hook) -> Result<Tensor> {
-        let mlp_out = self.mlp(l, resid_mid, hook)?;
+        // `hook_mlp_in` (on request) edits what the MLP reads, not the residual stream.
+        let mlp_in = visit(hook, HookPoint::MlpIn(l), resid_mid.clone())?;
+        let mlp_out = self.mlp(l, &mlp_in, hook)?;
         visit(hook, HookPoint::ResidPost(l), (resid_mid + mlp_out)?)
     }
 
@@ -933,6 +935,53 @@ impl HookedDecoder {
         self.mlp_half(l, &x, hook)
     }
 
+    /// q `[b, p, h, e]`, k and v `[b, p, g, e]` from split inputs: each head's copy of the
+    /// residual stream `x` (`hook_q_input` `[b, p, h, d]`, `hook_k_input` / `hook_v_input`
+    /// `[b, p, g, d]`, as TransformerLens' `use_split_qkv_input`) through the block's first norm
+    /// and that head's rows of the projection. The norm's own hooks are not visited here: it
+    /// runs once per head.
+    fn heads_from_split_inputs(
+        &self,
+        l: usize,
+        x: &Tensor,
+        hook: &mut dyn Hook,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let blk = &self.blocks[l];
+        let c = &self.config;
+        let (b, p, d) = x.dims3()?;
+        let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
+        let weight = blk.qkv.rows()?;
+        let mut heads = Vec::with_capacity(3);
+        for (point, n, col0) in [
+            (HookPoint::QInput(l), h, 0),
+            (HookPoint::KInput(l), g, h * e),
+            (HookPoint::VInput(l), g, (h + g) * e),
+        ] {
+            let input = visit(
+                hook,
+                point,
+                x.unsqueeze(2)?.broadcast_as((b, p, n, d))?.contiguous()?,
+            )?;
+            let normed = blk.ln1.forward(&input.reshape((b * p * n, d))?, self.path())?;
+            // [n, b·p, d] · [n, d, e]: each head by its own rows of the projection
+            let normed = normed.reshape((b * p, n, d))?.transpose(0, 1)?.contiguous()?;
+            let w = weight
+                .narrow(0, col0, n * e)?
+                .reshape((n, e, d))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let mut out = normed.matmul(&w)?.transpose(0, 1)?.reshape((b, p, n, e))?;
+            if let Some(bias) = blk.qkv.bias() {
+                out = out.broadcast_add(&bias.narrow(0, col0, n * e)?.reshape((n, e))?)?;
+            }
+            heads.push(out);
+        }
+        let v = heads.pop().expect("three projections");
+        let k = heads.pop().expect("three projections");
+        let q = heads.pop().expect("three projections");
+        Ok((q, k, v))
+    }
+
     /// Attention of block `l` for the positions of `span` (all positions in a plain forward).
     fn attention(
         &self,
@@ -946,14 +995,22 @@ impl HookedDecoder {
         let c = &self.config;
         let (b, p, _) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
-        let normed = self.normalize(&blk.ln1, x, (HookPoint::Ln1Scale(l), HookPoint::Ln1(l)), hook)?;
-        let qkv = blk.qkv.forward(&normed)?;
+        use HookPoint::{KInput, QInput, RotK, RotQ, VInput, K, Q, V};
+        // Split inputs (on request): each head reads its own copy of the residual stream.
+        let split_inputs = [QInput(l), KInput(l), VInput(l)]
+            .iter()
+            .any(|&point| hook.wants(point));
+        let qkv = if split_inputs {
+            None
+        } else {
+            let normed = self.normalize(&blk.ln1, x, (HookPoint::Ln1Scale(l), HookPoint::Ln1(l)), hook)?;
+            Some(blk.qkv.forward(&normed)?)
+        };
         let fused = self.fused_kernels();
         let rope = match self.rope_tables.get(blk.rope_table) {
             Some(table) => Some((span.rows_of(&ctx.cos_sin[blk.rope_table], p)?, table.rotary_dim)),
             None => None,
         };
-        use HookPoint::{RotK, RotQ, K, Q, V};
         let wants_heads = [Q(l), K(l), V(l), RotQ(l), RotK(l)]
             .iter()
             .any(|&point| hook.wants(point));
@@ -967,7 +1024,7 @@ impl HookedDecoder {
             }
             _ => false,
         };
-        let (q, mut k, mut v) = if fused && norms_fuse && !wants_heads {
+        let (q, mut k, mut v) = if let (Some(qkv), true) = (&qkv, fused && norms_fuse && !wants_heads) {
             // Heads out of the projection, normalised and rotated in one pass per q, k and v.
             let rotary = rope.as_ref().map(|((cos, sin), rotary_dim)| Rotary {
                 cos,
@@ -980,7 +1037,7 @@ impl HookedDecoder {
                     heads,
                     head_dim: e,
                 };
-                split_heads(&qkv, slice, rotary, norm)
+                split_heads(qkv, slice, rotary, norm)
             };
             (
                 heads(0, h, rotary, blk.q_norm.as_ref().map(Norm::as_head_norm))?,
@@ -988,9 +1045,14 @@ impl HookedDecoder {
                 heads((h + g) * e, g, None, None)?,
             )
         } else {
-            let mut q = qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?;
-            let mut k = qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?;
-            let v = qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?;
+            let (mut q, mut k, v) = match &qkv {
+                Some(qkv) => (
+                    qkv.narrow(D::Minus1, 0, h * e)?.reshape((b, p, h, e))?,
+                    qkv.narrow(D::Minus1, h * e, g * e)?.reshape((b, p, g, e))?,
+                    qkv.narrow(D::Minus1, (h + g) * e, g * e)?.reshape((b, p, g, e))?,
+                ),
+                None => self.heads_from_split_inputs(l, x, hook)?,
+            };
             if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
                 q = qn.forward(&q, self.path())?;
                 k = kn.forward(&k, self.path())?;

@@ -17,6 +17,9 @@ pub enum HookPoint {
     Embed,
     PosEmbed,
     ResidPre(usize),
+    QInput(usize),
+    KInput(usize),
+    VInput(usize),
     Ln1Scale(usize),
     Ln1(usize),
     Q(usize),
@@ -37,6 +40,7 @@ pub enum HookPoint {
     MlpPost(usize),
     MlpOut(usize),
     ResidPost(usize),
+    MlpIn(usize),
     LnFinalScale,
     LnFinal,
     Logits,
@@ -73,12 +77,16 @@ enum Needs {
     Nothing,
     Rotary,
     GatedMlp,
+    /// Every model has it, but only a hook that names it makes it exist (TransformerLens' split
+    /// inputs, which it adds with `use_split_qkv_input` / `use_hook_mlp_in`): left out of
+    /// [`HookPoint::all`], so caching every hook point keeps the plain forward.
+    Request,
 }
 
 impl Needs {
     fn met_by(self, layout: &HookLayout) -> bool {
         match self {
-            Needs::Nothing => true,
+            Needs::Nothing | Needs::Request => true,
             Needs::Rotary => layout.rotary,
             Needs::GatedMlp => layout.gated_mlp,
         }
@@ -88,6 +96,9 @@ impl Needs {
 /// Per-block hook names, in forward order, with their constructors and what they need.
 const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
     ("hook_resid_pre", HookPoint::ResidPre, Needs::Nothing),
+    ("hook_q_input", HookPoint::QInput, Needs::Request),
+    ("hook_k_input", HookPoint::KInput, Needs::Request),
+    ("hook_v_input", HookPoint::VInput, Needs::Request),
     ("ln1.hook_scale", HookPoint::Ln1Scale, Needs::Nothing),
     ("ln1.hook_normalized", HookPoint::Ln1, Needs::Nothing),
     ("attn.hook_q", HookPoint::Q, Needs::Nothing),
@@ -101,6 +112,7 @@ const BLOCK_HOOKS: &[(&str, BlockHook, Needs)] = &[
     ("attn.hook_result", HookPoint::HeadResult, Needs::Nothing),
     ("hook_attn_out", HookPoint::AttnOut, Needs::Nothing),
     ("hook_resid_mid", HookPoint::ResidMid, Needs::Nothing),
+    ("hook_mlp_in", HookPoint::MlpIn, Needs::Request),
     ("ln2.hook_scale", HookPoint::Ln2Scale, Needs::Nothing),
     ("ln2.hook_normalized", HookPoint::Ln2, Needs::Nothing),
     ("mlp.hook_pre", HookPoint::MlpPre, Needs::Nothing),
@@ -121,9 +133,10 @@ impl HookPoint {
     pub fn layer(self) -> Option<usize> {
         use HookPoint::*;
         match self {
-            ResidPre(l) | Ln1Scale(l) | Ln1(l) | Q(l) | K(l) | V(l) | RotQ(l) | RotK(l) | AttnScores(l)
-            | Pattern(l) | Z(l) | HeadResult(l) | AttnOut(l) | ResidMid(l) | Ln2Scale(l) | Ln2(l)
-            | MlpPre(l) | MlpPreLinear(l) | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
+            ResidPre(l) | QInput(l) | KInput(l) | VInput(l) | Ln1Scale(l) | Ln1(l) | Q(l) | K(l) | V(l)
+            | RotQ(l) | RotK(l) | AttnScores(l) | Pattern(l) | Z(l) | HeadResult(l) | AttnOut(l)
+            | ResidMid(l) | MlpIn(l) | Ln2Scale(l) | Ln2(l) | MlpPre(l) | MlpPreLinear(l) | MlpPost(l)
+            | MlpOut(l) | ResidPost(l) => Some(l),
             Embed | PosEmbed | LnFinalScale | LnFinal | Logits => None,
         }
     }
@@ -132,7 +145,8 @@ impl HookPoint {
     pub fn axes(self) -> Axes {
         use HookPoint::*;
         match self {
-            Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | Z(_) | HeadResult(_) => Axes {
+            QInput(_) | KInput(_) | VInput(_) | Q(_) | K(_) | V(_) | RotQ(_) | RotK(_) | Z(_)
+            | HeadResult(_) => Axes {
                 position: 1,
                 head: Some(2),
             },
@@ -169,7 +183,8 @@ impl HookPoint {
         )
     }
 
-    /// Every hook point of a model, in forward order.
+    /// Every hook point of a model, in forward order, except those that exist only on request
+    /// ([`Self::on_request`]).
     pub fn all(layout: HookLayout) -> Vec<HookPoint> {
         let mut out = vec![HookPoint::Embed];
         if layout.learned_positions {
@@ -179,12 +194,34 @@ impl HookPoint {
             out.extend(
                 BLOCK_HOOKS
                     .iter()
-                    .filter(|(_, _, needs)| needs.met_by(&layout))
+                    .filter(|(_, _, needs)| *needs != Needs::Request && needs.met_by(&layout))
                     .map(|(_, make, _)| make(l)),
             );
         }
         out.extend([HookPoint::LnFinalScale, HookPoint::LnFinal, HookPoint::Logits]);
         out
+    }
+
+    /// Hook points that exist only when a hook names them: TransformerLens' split inputs
+    /// (`hook_q_input`, `hook_k_input`, `hook_v_input`: per-head copies of the residual stream
+    /// that the block's first norm and that head's projection read; `hook_mlp_in`: what the norm
+    /// before the MLP reads), in forward order.
+    pub fn on_request(layout: HookLayout) -> Vec<HookPoint> {
+        (0..layout.n_layers)
+            .flat_map(|l| {
+                BLOCK_HOOKS
+                    .iter()
+                    .filter(|(_, _, needs)| *needs == Needs::Request)
+                    .map(move |(_, make, _)| make(l))
+            })
+            .collect()
+    }
+
+    /// Whether this point exists only when a hook names it ([`Self::on_request`]): caches by
+    /// filter ([`ActivationCache::new`]) and the finiteness check pass it by.
+    pub fn is_on_request(self) -> bool {
+        self.block_entry()
+            .is_some_and(|(_, _, needs)| *needs == Needs::Request)
     }
 
     fn block_entry(self) -> Option<&'static (&'static str, BlockHook, Needs)> {
@@ -227,7 +264,8 @@ impl HookPoint {
             }
         }
         let mut scored: Vec<(usize, String)> = HookPoint::all(layout)
-            .iter()
+            .into_iter()
+            .chain(HookPoint::on_request(layout))
             .map(|p| (edit_distance(name, &p.to_string()), p.to_string()))
             .collect();
         scored.sort();
@@ -323,20 +361,30 @@ impl Hook for NoHooks {
 /// Keeps the activations a filter selects (as TransformerLens' `run_with_cache(names_filter=...)`).
 pub struct ActivationCache {
     filter: Box<dyn Fn(HookPoint) -> bool>,
+    /// Whether the points were named one by one ([`Self::of`]), so that points that exist only
+    /// on request are cached too.
+    named: bool,
     pub activations: BTreeMap<HookPoint, Tensor>,
 }
 
 impl ActivationCache {
+    /// The hook points `filter` selects among those every forward has: a filter such as `|_| true`
+    /// caches the plain forward, without the split inputs that exist only on request.
     pub fn new(filter: impl Fn(HookPoint) -> bool + 'static) -> Self {
         ActivationCache {
             filter: Box::new(filter),
+            named: false,
             activations: BTreeMap::new(),
         }
     }
 
+    /// Exactly these hook points, on-request ones included.
     pub fn of(points: impl IntoIterator<Item = HookPoint>) -> Self {
         let set: HashSet<HookPoint> = points.into_iter().collect();
-        Self::new(move |p| set.contains(&p))
+        ActivationCache {
+            named: true,
+            ..Self::new(move |p| set.contains(&p))
+        }
     }
 
     pub fn get(&self, point: HookPoint) -> Result<&Tensor> {
@@ -348,7 +396,7 @@ impl ActivationCache {
 
 impl Hook for ActivationCache {
     fn wants(&self, point: HookPoint) -> bool {
-        (self.filter)(point)
+        (self.named || !point.is_on_request()) && (self.filter)(point)
     }
     fn visit(&mut self, point: HookPoint, act: Tensor) -> Result<Tensor> {
         self.activations.insert(point, act.clone());
@@ -492,7 +540,7 @@ impl Default for HookSet {
 
 impl Hook for HookSet {
     fn wants(&self, point: HookPoint) -> bool {
-        self.check_finite
+        self.check_finite && !point.is_on_request()
             || self.interventions.iter().any(|i| i.point == point)
             || self.cache.as_ref().is_some_and(|c| c.wants(point))
     }
@@ -623,5 +671,27 @@ mod tests {
                 assert_eq!(o, x);
             }
         }
+    }
+
+    /// Split inputs exist only when named: not in `all`, listed by `on_request`, parsed by name,
+    /// cached by `ActivationCache::of` but not by a filter that takes everything, and passed by
+    /// the finiteness check.
+    #[test]
+    fn split_inputs_exist_only_on_request() {
+        let on_request = HookPoint::on_request(LLAMAISH);
+        assert_eq!(on_request.len(), 4 * LLAMAISH.n_layers);
+        for p in &on_request {
+            assert!(p.is_on_request());
+            assert!(!HookPoint::all(LLAMAISH).contains(p), "{p}");
+            assert_eq!(HookPoint::parse_for(&p.to_string(), LLAMAISH).unwrap(), *p);
+        }
+        assert_eq!(HookPoint::QInput(1).to_string(), "blocks.1.hook_q_input");
+        assert_eq!(HookPoint::MlpIn(0).to_string(), "blocks.0.hook_mlp_in");
+        assert_eq!(HookPoint::KInput(0).axes().head, Some(2));
+        assert!(!ActivationCache::new(|_| true).wants(HookPoint::QInput(0)));
+        assert!(ActivationCache::new(|_| true).wants(HookPoint::Ln1(0)));
+        assert!(ActivationCache::of([HookPoint::QInput(0)]).wants(HookPoint::QInput(0)));
+        let checking = HookSet::new().checking_finite();
+        assert!(!checking.wants(HookPoint::MlpIn(0)) && checking.wants(HookPoint::ResidMid(0)));
     }
 }
