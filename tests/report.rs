@@ -181,8 +181,9 @@ fn report_on_one_prompt_skips_what_it_cannot_run() {
     assert!(!out.join("patch.json").exists() && !out.join("trace.json").exists());
 }
 
-/// `strata patch` draws every value it patched: z patched per position as one layer × head panel
-/// per position, components patched at all positions at once as a layer × component heatmap.
+/// `strata patch` draws every value it patched: per-head components (z, k, pattern) patched per
+/// position as one layer × head panel per position, per-head ones at all positions (z, v) as a
+/// layer × head heatmap, the others at all positions at once as a layer × component heatmap.
 /// (z per position once drew a heatmap of blank cells: it read only all-position rows.)
 #[test]
 fn patch_figures_draw_every_patched_value() {
@@ -207,18 +208,34 @@ fn patch_figures_draw_every_patched_value() {
         strata(&args);
     };
     let per_position = dir.join("per-position");
-    run(&per_position, &["--component", "resid_pre,z"]);
+    run(&per_position, &["--component", "resid_pre,z,k,pattern"]);
     let all = dir.join("all");
-    run(&all, &["--component", "resid_pre,attn_out,z", "--all-positions"]);
+    run(
+        &all,
+        &["--component", "resid_pre,attn_out,z,v", "--all-positions"],
+    );
     for (out, stems) in [
-        (&per_position, ["patch_resid_pre_prompt", "patch_z_prompt"]),
-        (&all, ["patch_all_positions_prompt", "patch_z_prompt"]),
+        (
+            &per_position,
+            &[
+                "patch_resid_pre_prompt",
+                "patch_z_prompt",
+                "patch_k_prompt",
+                "patch_pattern_prompt",
+            ][..],
+        ),
+        (
+            &all,
+            &["patch_all_positions_prompt", "patch_z_prompt", "patch_v_prompt"][..],
+        ),
     ] {
         for stem in stems {
             assert_no_blank_cells(&out.join(format!("{stem}.svg")));
         }
     }
-    assert_panel_per_position(&per_position.join("patch_z_prompt.svg"), 4);
+    for per_head in ["z", "k", "pattern"] {
+        assert_panel_per_position(&per_position.join(format!("patch_{per_head}_prompt.svg")), 4);
+    }
     let whole = std::fs::read_to_string(all.join("patch_all_positions_prompt.svg")).unwrap();
     assert!(
         whole.contains("attn_out") && whole.contains("resid_pre"),

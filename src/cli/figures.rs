@@ -395,6 +395,10 @@ fn component_title(c: &str) -> &str {
         "resid_mid" => "residual stream (resid_mid)",
         "resid_post" => "residual stream (resid_post)",
         "z" => "attention heads (z)",
+        "q" => "attention heads' queries (q)",
+        "k" => "attention heads' keys (k)",
+        "v" => "attention heads' values (v)",
+        "pattern" => "attention heads' patterns",
         "head" => "attention heads",
         c => c,
     }
@@ -667,41 +671,49 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
             if crow.is_empty() {
                 continue;
             }
-            let (caption, figure): (String, Figure) = match (name == "z", res.per_position) {
-                (true, false) => (
+            // Per-head components: as many heads as the rows name (key/value heads for k, v).
+            let heads = crow.iter().filter_map(|r| r.head).max().map(|h| h + 1);
+            let (caption, figure): (String, Figure) = match (heads, res.per_position) {
+                (Some(n_heads), false) => (
                     format!(
-                        "Activation patching ({dir}) of each attention head's output z (all \
-                         positions), {about}. Normalized {metric}: {effect}."
+                        "Activation patching ({dir}) of each of the {} (all positions), {about}. \
+                         Normalized {metric}: {effect}.",
+                        component_title(name)
                     ),
                     layer_heatmap(
                         &crow,
                         res.n_layers,
-                        (format!("Patching heads (z), {dir}: {pair}"), "head", &colorbar),
-                        head_labels(res.n_heads),
+                        (
+                            format!("Patching heads ({name}), {dir}: {pair}"),
+                            "head",
+                            &colorbar,
+                        ),
+                        head_labels(n_heads),
                         &|r| r.head,
                         &normalized,
                     )
                     .into(),
                 ),
-                (true, true) => (
+                (Some(n_heads), true) => (
                     format!(
-                        "Activation patching ({dir}) of each attention head's output z, one \
-                         position at a time, {about}: a panel per position (clean/corrupted \
-                         token), all on one colour scale. Normalized {metric}: {effect}."
+                        "Activation patching ({dir}) of each of the {}, one position at a time, \
+                         {about}: a panel per position (clean/corrupted token), all on one \
+                         colour scale. Normalized {metric}: {effect}.",
+                        component_title(name)
                     ),
                     head_panels_by_position(
                         &crow,
-                        (res.n_layers, res.n_heads),
+                        (res.n_layers, n_heads),
                         &tokens,
                         (
-                            format!("Patching heads (z) per position, {dir}: {pair}"),
+                            format!("Patching heads ({name}) per position, {dir}: {pair}"),
                             &colorbar,
                         ),
                         &normalized,
                     )
                     .into(),
                 ),
-                (false, true) => (
+                (None, true) => (
                     format!(
                         "Activation patching ({dir}) of {} per layer and position, {about} (columns: \
                          clean/corrupted token where they differ). Normalized {metric}: {effect}.",
@@ -721,7 +733,7 @@ pub fn patch_plots(res: &PatchResult, max_items: usize) -> Vec<(String, String, 
                     )
                     .into(),
                 ),
-                (false, false) => {
+                (None, false) => {
                     whole.push(name);
                     continue;
                 }

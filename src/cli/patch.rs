@@ -21,7 +21,8 @@ pub struct PatchArgs {
     /// The corrupted prompt (same token length as --prompt).
     #[arg(long, required_unless_present = "probe")]
     pub corrupted: Option<String>,
-    /// Components, comma-separated: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z (heads).
+    /// Components, comma-separated: resid_pre, resid_mid, resid_post, attn_out, mlp_out, and per
+    /// head z, q, k, v (key/value heads) and pattern.
     #[arg(long, value_delimiter = ',', default_value = "resid_pre")]
     pub component: Vec<String>,
     /// denoising (corrupted run, clean activations patched in) or noising.

@@ -164,12 +164,18 @@ pub struct AblateResult {
 
 /// Number of ablated runs (for progress bars).
 pub fn count_runs(model: &Model, items: &[Prepared], opts: &AblateOptions) -> usize {
-    let per_head: Vec<bool> = opts
+    let heads: Vec<usize> = opts
         .components
         .iter()
-        .map(|c| *c == AblateComponent::Head)
+        .map(|c| {
+            if *c == AblateComponent::Head {
+                model.config.n_heads
+            } else {
+                1
+            }
+        })
         .collect();
-    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &per_head)
+    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &heads)
 }
 
 /// The points whose activations an ablation of `components` reads.

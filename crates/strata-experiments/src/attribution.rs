@@ -74,7 +74,7 @@ pub fn attribution_patching(model: &Model, items: &[Item], opts: &PatchOptions) 
     attribution_patching_prepared(model, &prepared, opts)
 }
 
-/// Attribution patching of every component, layer and position (and head for `z`) of
+/// Attribution patching of every component, layer and position (and head for per-head ones) of
 /// `opts`; `exact_naive` and `max_batch` do not apply.
 pub fn attribution_patching_prepared(
     model: &Model,
@@ -111,16 +111,17 @@ pub fn attribution_patching_prepared(
         for &c in &opts.components {
             for &l in &layers {
                 let (base_act, grad) = sites.activation_and_grad(c.point(l), &grads)?;
-                // [1, pos] or, for z, [1, pos, head] → [head, pos] (exact patching's row order).
+                // Summed over the last axis: [1, pos]; per head [1, pos, head] (z, q, k, v) or
+                // [1, head, query pos] (pattern) → [head, pos] (exact patching's row order).
                 let attr = ((source.get(c.point(l))? - base_act)? * grad)?
                     .sum(D::Minus1)?
                     .squeeze(0)?;
-                let attr = if c == PatchComponent::Z {
-                    attr.t()?.to_vec2::<f32>()?
-                } else {
-                    vec![attr.to_vec1::<f32>()?]
+                let per_head = c.heads(&model.config).is_some();
+                let attr = match c {
+                    PatchComponent::Pattern => attr.to_vec2::<f32>()?,
+                    _ if per_head => attr.t()?.to_vec2::<f32>()?,
+                    _ => vec![attr.to_vec1::<f32>()?],
                 };
-                let per_head = c == PatchComponent::Z;
                 for (h, by_pos) in attr.iter().enumerate() {
                     let cells: Vec<(Option<usize>, f64)> = if opts.per_position {
                         by_pos

@@ -85,23 +85,22 @@ pub fn sweep_layers(n_layers: usize, chosen: Option<&[usize]>) -> Result<Vec<usi
 }
 
 /// Runs of a sweep (for progress bars): per item, layers × (positions, or 1) per component,
-/// times the heads for per-head components (`per_head[c]`).
+/// times `runs_per_component[c]` (its heads for a per-head component, else 1).
 pub fn count_sweep_runs(
     model: &strata_model::Model,
     items: &[crate::prepare::Prepared],
     layers: Option<&[usize]>,
     per_position: bool,
-    per_head: &[bool],
+    runs_per_component: &[usize],
 ) -> usize {
     let layers = layers.map_or(model.config.n_layers, <[usize]>::len);
-    let heads = model.config.n_heads;
     items
         .iter()
         .map(|it| {
             let positions = if per_position { it.len() } else { 1 };
-            per_head
+            runs_per_component
                 .iter()
-                .map(|&h| layers * positions * if h { heads } else { 1 })
+                .map(|&runs| layers * positions * runs)
                 .sum::<usize>()
         })
         .sum()

@@ -28,16 +28,29 @@ pub enum PatchComponent {
     MlpOut,
     /// Per-head attention output (`attn.hook_z`), one head at a time.
     Z,
+    /// Per-head queries (`attn.hook_q`), one query head at a time.
+    Q,
+    /// Per-head keys (`attn.hook_k`), one key/value head at a time.
+    K,
+    /// Per-head values (`attn.hook_v`), one key/value head at a time.
+    V,
+    /// Per-head attention pattern (`attn.hook_pattern`), one head at a time; positions are query
+    /// positions (each patched row keeps every key).
+    Pattern,
 }
 
 impl PatchComponent {
-    pub const ALL: [PatchComponent; 6] = [
+    pub const ALL: [PatchComponent; 10] = [
         PatchComponent::ResidPre,
         PatchComponent::ResidMid,
         PatchComponent::ResidPost,
         PatchComponent::AttnOut,
         PatchComponent::MlpOut,
         PatchComponent::Z,
+        PatchComponent::Q,
+        PatchComponent::K,
+        PatchComponent::V,
+        PatchComponent::Pattern,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +61,10 @@ impl PatchComponent {
             PatchComponent::AttnOut => "attn_out",
             PatchComponent::MlpOut => "mlp_out",
             PatchComponent::Z => "z",
+            PatchComponent::Q => "q",
+            PatchComponent::K => "k",
+            PatchComponent::V => "v",
+            PatchComponent::Pattern => "pattern",
         }
     }
 
@@ -59,6 +76,20 @@ impl PatchComponent {
             PatchComponent::AttnOut => HookPoint::AttnOut(layer),
             PatchComponent::MlpOut => HookPoint::MlpOut(layer),
             PatchComponent::Z => HookPoint::Z(layer),
+            PatchComponent::Q => HookPoint::Q(layer),
+            PatchComponent::K => HookPoint::K(layer),
+            PatchComponent::V => HookPoint::V(layer),
+            PatchComponent::Pattern => HookPoint::Pattern(layer),
+        }
+    }
+
+    /// How many heads are patched one at a time (query heads, or key/value heads for `k` and
+    /// `v`); `None` for the components patched whole.
+    pub fn heads(self, config: &strata_model::ModelConfig) -> Option<usize> {
+        match self {
+            PatchComponent::Z | PatchComponent::Q | PatchComponent::Pattern => Some(config.n_heads),
+            PatchComponent::K | PatchComponent::V => Some(config.n_kv_heads),
+            _ => None,
         }
     }
 }
@@ -72,8 +103,10 @@ impl std::str::FromStr for PatchComponent {
             .find(|c| c.name() == s || (s == "head" || s == "heads") && *c == PatchComponent::Z)
             .map_or_else(
                 || {
+                    let names: Vec<&str> = PatchComponent::ALL.iter().map(|c| c.name()).collect();
                     input(format!(
-                        "unknown patching component '{s}'; use resid_pre, resid_mid, resid_post, attn_out, mlp_out or z"
+                        "unknown patching component '{s}'; use one of {}",
+                        names.join(", ")
                     ))
                 },
                 Ok,
@@ -163,8 +196,12 @@ pub struct PatchResult {
 
 /// Number of patched runs a sweep makes (for progress bars).
 pub fn count_runs(model: &Model, items: &[Prepared], opts: &PatchOptions) -> usize {
-    let per_head: Vec<bool> = opts.components.iter().map(|c| *c == PatchComponent::Z).collect();
-    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &per_head)
+    let heads: Vec<usize> = opts
+        .components
+        .iter()
+        .map(|c| c.heads(&model.config).unwrap_or(1))
+        .collect();
+    crate::engine::count_sweep_runs(model, items, opts.layers.as_deref(), opts.per_position, &heads)
 }
 
 /// The blocks a sweep visits and its components' hook points at those blocks (shared by exact
@@ -208,8 +245,7 @@ pub fn activation_patching_prepared(
     on_done: &mut dyn FnMut(usize),
 ) -> Result<PatchResult> {
     let dec = &model.decoder;
-    let (n_layers, n_heads) = (model.config.n_layers, model.config.n_heads);
-    let (layers, points) = sweep_points(n_layers, opts)?;
+    let (layers, points) = sweep_points(model.config.n_layers, opts)?;
     let mode = ExecMode::new(opts.exact_naive, opts.max_batch);
     let mut rows = Vec::new();
     let mut summaries = Vec::new();
@@ -233,10 +269,9 @@ pub fn activation_patching_prepared(
             vec![None]
         };
         for &c in &opts.components {
-            let heads: Vec<Option<usize>> = if c == PatchComponent::Z {
-                (0..n_heads).map(Some).collect()
-            } else {
-                vec![None]
+            let heads: Vec<Option<usize>> = match c.heads(&model.config) {
+                Some(n) => (0..n).map(Some).collect(),
+                None => vec![None],
             };
             for &l in &layers {
                 let value = source.get(c.point(l))?.clone();

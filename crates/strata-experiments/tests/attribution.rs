@@ -43,9 +43,26 @@ fn opts() -> PatchOptions {
 }
 
 fn row<'a>(res: &'a PatchResult, item: &str, c: PatchComponent, l: usize, p: usize) -> &'a SweepRow {
+    head_row(res, item, c, l, p, None)
+}
+
+fn head_row<'a>(
+    res: &'a PatchResult,
+    item: &str,
+    c: PatchComponent,
+    l: usize,
+    p: usize,
+    head: Option<usize>,
+) -> &'a SweepRow {
     res.rows
         .iter()
-        .find(|r| r.item == item && r.component == c.name() && r.layer == l && r.position == Some(p))
+        .find(|r| {
+            r.item == item
+                && r.component == c.name()
+                && r.layer == l
+                && r.position == Some(p)
+                && r.head == head
+        })
         .unwrap()
 }
 
@@ -53,23 +70,43 @@ fn row<'a>(res: &'a PatchResult, item: &str, c: PatchComponent, l: usize, p: usi
 /// it must match the central difference `(M(a_corr + εΔ) − M(a_corr − εΔ)) / 2ε` of exact
 /// patched runs (the non-differentiable forward). Central differences cancel the second-order
 /// term; in f32 the metric carries ~1e-7 relative rounding, i.e. ~1e-4 absolute after dividing by
-/// 2ε = 2e-3 at these logit scales, hence 1e-2 relative plus 1e-3 absolute.
+/// 2ε = 2e-3 at these logit scales, hence 1e-2 relative plus 1e-3 absolute. The per-head
+/// components are checked at head 1 (whose rows come from `[pos, head]` or, for the pattern,
+/// `[head, pos]` sums).
 #[test]
 fn gradient_matches_finite_differences() {
     let eps = 1e-3;
+    let per_head = [
+        PatchComponent::Z,
+        PatchComponent::Q,
+        PatchComponent::K,
+        PatchComponent::V,
+        PatchComponent::Pattern,
+    ];
+    let with_heads = PatchOptions {
+        components: COMPONENTS.iter().chain(&per_head).copied().collect(),
+        ..opts()
+    };
     for fam in FAMILIES {
         let m = fixture(fam);
         let dec = &m.decoder;
         let prepared = prepare_all(&m, &items()[..1]).unwrap();
         let item = &prepared[0];
-        let res = attribution_patching_prepared(&m, &prepared, &opts()).unwrap();
+        let res = attribution_patching_prepared(&m, &prepared, &with_heads).unwrap();
         let corr_run = BaseRun::of(item.corrupted_ids.as_ref().unwrap());
         let n = m.config.n_layers;
         let sites: Vec<_> = COMPONENTS
             .iter()
-            .flat_map(|&c| [(c, 0, 1), (c, n - 1, item.last()), (c, n / 2, item.last() - 1)])
+            .flat_map(|&c| {
+                [
+                    (c, 0, 1, None),
+                    (c, n - 1, item.last(), None),
+                    (c, n / 2, item.last() - 1, None),
+                ]
+            })
+            .chain(per_head.iter().map(|&c| (c, n / 2, item.last(), Some(1))))
             .collect();
-        for (c, l, p) in sites {
+        for (c, l, p, head) in sites {
             let point = c.point(l);
             let (clean, clean_last) = cached_run(dec, &BaseRun::of(&item.ids), [point]).unwrap();
             let (corr, _) = cached_run(dec, &corr_run, [point]).unwrap();
@@ -79,7 +116,7 @@ fn gradient_matches_finite_differences() {
                 Job::one(Patch {
                     point,
                     positions: Some(vec![p]),
-                    head: None,
+                    head,
                     value: (corr.get(point).unwrap() + (&delta * s).unwrap()).unwrap(),
                 })
             };
@@ -93,7 +130,7 @@ fn gradient_matches_finite_differences() {
             )
             .unwrap();
             let fd = (m_[0] - m_[1]) / (2.0 * eps);
-            let r = row(&res, &item.id, c, l, p);
+            let r = head_row(&res, &item.id, c, l, p, head);
             let attr = r.value - res.items[0].corrupted.unwrap();
             let err = (attr - fd).abs();
             println!(
