@@ -729,19 +729,7 @@ impl HookedDecoder {
         batch: &TokenBatch,
         hook: &mut dyn Hook,
     ) -> Result<(Tensor, KvCache, ForwardContext)> {
-        let ctx = self.context(batch)?;
-        let mut resid = self.embed_tokens(batch, hook)?;
-        let mut layers = Vec::with_capacity(self.config.n_layers);
-        let mut span = Span {
-            start: 0,
-            prefix: None,
-            record: Some(&mut layers),
-        };
-        for l in 0..self.config.n_layers {
-            resid = self.block_forward(l, resid, &ctx, hook, &mut span)?;
-        }
-        let logits = self.unembed_residual(&resid, hook)?;
-        Ok((logits, KvCache { layers }, ctx))
+        self.forward_recording(batch, None, hook)
     }
 
     /// Incremental decoding of the single prompt `ids`: logits `[1, len - cached, vocab]` of the
@@ -761,20 +749,35 @@ impl HookedDecoder {
             )));
         }
         let batch = TokenBatch::single(ids.to_vec())?;
-        let ctx = self.context(&batch)?;
-        let new = ids.len() - start;
-        let mut resid = self.embed_tokens(&batch, &mut NoHooks)?.narrow(1, start, new)?;
+        let (logits, kv, _) = self.forward_recording(&batch, Some(kv), &mut NoHooks)?;
+        Ok((logits, kv))
+    }
+
+    /// Every block over the positions after those `prefix` caches (all without one), recording
+    /// every position's keys and values; logits of the computed positions.
+    fn forward_recording(
+        &self,
+        batch: &TokenBatch,
+        prefix: Option<&KvCache>,
+        hook: &mut dyn Hook,
+    ) -> Result<(Tensor, KvCache, ForwardContext)> {
+        let ctx = self.context(batch)?;
+        let start = prefix.map_or(0, KvCache::len);
+        let mut resid = self.embed_tokens(batch, hook)?;
+        if start > 0 {
+            resid = resid.narrow(1, start, batch.seq_len() - start)?;
+        }
         let mut layers = Vec::with_capacity(self.config.n_layers);
         let mut span = Span {
             start,
-            prefix: Some(kv),
+            prefix,
             record: Some(&mut layers),
         };
         for l in 0..self.config.n_layers {
-            resid = self.block_forward(l, resid, &ctx, &mut NoHooks, &mut span)?;
+            resid = self.block_forward(l, resid, &ctx, hook, &mut span)?;
         }
-        let logits = self.unembed_residual(&resid, &mut NoHooks)?;
-        Ok((logits, KvCache { layers }))
+        let logits = self.unembed_residual(&resid, hook)?;
+        Ok((logits, KvCache { layers }, ctx))
     }
 
     /// Runs blocks on positions `start..` only, for `rows` variants of the prompt of `ctx` (a
@@ -951,12 +954,8 @@ impl HookedDecoder {
         let (b, p, d) = x.dims3()?;
         let (h, g, e) = (c.n_heads, c.n_kv_heads, c.d_head);
         let weight = blk.qkv.rows()?;
-        let mut heads = Vec::with_capacity(3);
-        for (point, n, col0) in [
-            (HookPoint::QInput(l), h, 0),
-            (HookPoint::KInput(l), g, h * e),
-            (HookPoint::VInput(l), g, (h + g) * e),
-        ] {
+        // The `n` heads from projection row `n0 · e` on, each reading its copy at `point`.
+        let mut project = |point, n, n0| -> Result<Tensor> {
             let input = visit(
                 hook,
                 point,
@@ -965,21 +964,19 @@ impl HookedDecoder {
             let normed = blk.ln1.forward(&input.reshape((b * p * n, d))?, self.path())?;
             // [n, b·p, d] · [n, d, e]: each head by its own rows of the projection
             let normed = normed.reshape((b * p, n, d))?.transpose(0, 1)?.contiguous()?;
-            let w = weight
-                .narrow(0, col0, n * e)?
-                .reshape((n, e, d))?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let mut out = normed.matmul(&w)?.transpose(0, 1)?.reshape((b, p, n, e))?;
-            if let Some(bias) = blk.qkv.bias() {
-                out = out.broadcast_add(&bias.narrow(0, col0, n * e)?.reshape((n, e))?)?;
-            }
-            heads.push(out);
-        }
-        let v = heads.pop().expect("three projections");
-        let k = heads.pop().expect("three projections");
-        let q = heads.pop().expect("three projections");
-        Ok((q, k, v))
+            let rows = weight.narrow(0, n0 * e, n * e)?;
+            let w = rows.reshape((n, e, d))?.transpose(1, 2)?.contiguous()?;
+            let out = normed.matmul(&w)?.transpose(0, 1)?.reshape((b, p, n, e))?;
+            Ok(match blk.qkv.bias() {
+                Some(bias) => out.broadcast_add(&bias.narrow(0, n0 * e, n * e)?.reshape((n, e))?)?,
+                None => out,
+            })
+        };
+        Ok((
+            project(HookPoint::QInput(l), h, 0)?,
+            project(HookPoint::KInput(l), g, h)?,
+            project(HookPoint::VInput(l), g, h + g)?,
+        ))
     }
 
     /// Attention of block `l` for the positions of `span` (all positions in a plain forward).
